@@ -1,0 +1,121 @@
+# oauthdb: `make`, `make check`, `make demo`, `make bench`, `make install`.
+# BUILD names the build directory, so the sanitizer build (build/asan) and
+# several engineers' builds never share object files.
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN      = -Wall -Wextra -Werror
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE_FLAGS) -Iext -I$(BUILD) -I/usr/include/postgresql
+LDLIBS_EXT = -lsodium -lm
+
+ifeq ($(SANITIZE),1)
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+
+UNAME_S := $(shell uname -s)
+ifeq ($(UNAME_S),Darwin)
+SO = dylib
+else
+SO = so
+endif
+
+# The extension: every ext/*.c plus the migrations embedded from sql/sqlite.
+EXT_SRC  = $(wildcard ext/*.c)
+EXT_OBJ  = $(patsubst ext/%.c,$(BUILD)/ext/%.o,$(EXT_SRC)) $(BUILD)/ext/sqlite_migrations.o
+EXT_HDR  = $(wildcard ext/*.h)
+
+# Pure parts (no sqlite3_api) shared with the tools.
+CORE_SRC = ext/keyring.c ext/seal.c ext/migration_checksum.c
+CORE_OBJ = $(patsubst ext/%.c,$(BUILD)/core/%.o,$(CORE_SRC))
+
+EXPORT_SRC = $(wildcard tools/export*.c)
+TOOL_SRC   = $(wildcard tools/oauthdb_tool*.c)
+
+PROGRAMS = $(BUILD)/oauthdb.$(SO)
+ifneq ($(EXPORT_SRC),)
+PROGRAMS += $(BUILD)/oauthdb-export
+endif
+ifneq ($(TOOL_SRC),)
+PROGRAMS += $(BUILD)/oauthdb
+endif
+
+.PHONY: all loadable deps check check-normal check-asan demo bench install clean fuzz
+all: $(PROGRAMS)
+loadable: $(BUILD)/oauthdb.$(SO)
+
+deps:
+	@tools/deps.sh build
+
+$(BUILD)/ext/%.o: ext/%.c $(EXT_HDR) | $(BUILD)/ext
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/ext/sqlite_migrations.c: tools/embed_sql.sh $(wildcard sql/sqlite/*.sql) | $(BUILD)/ext
+	tools/embed_sql.sh sqlite sql/sqlite > $@.tmp && mv $@.tmp $@
+$(BUILD)/ext/postgres_migrations.c: tools/embed_sql.sh $(wildcard sql/postgres/*.sql) | $(BUILD)/ext
+	tools/embed_sql.sh postgres sql/postgres > $@.tmp && mv $@.tmp $@
+$(BUILD)/ext/%_migrations.o: $(BUILD)/ext/%_migrations.c ext/migrations.h
+	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/oauthdb.$(SO): $(EXT_OBJ)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(EXT_OBJ) $(LDLIBS_EXT)
+
+$(BUILD)/core/%.o: ext/%.c $(EXT_HDR) | $(BUILD)/core
+	$(CC) $(ALL_CFLAGS) -DOAUTHDB_NO_EXTENSION_API -c $< -o $@
+
+$(BUILD)/oauthdb-export: $(EXPORT_SRC) $(CORE_OBJ) $(BUILD)/ext/postgres_migrations.o $(EXT_HDR) $(wildcard tools/*.h)
+	$(CC) $(ALL_CFLAGS) -Itools -o $@ $(EXPORT_SRC) $(CORE_OBJ) $(BUILD)/ext/postgres_migrations.o -lpq -lsqlite3 -lsodium -lm
+
+$(BUILD)/oauthdb: $(TOOL_SRC) $(CORE_OBJ) $(EXT_HDR) $(wildcard tools/*.h)
+	$(CC) $(ALL_CFLAGS) -Itools -DOAUTHDB_EXTENSION='"$(abspath $(BUILD))/oauthdb.$(SO)"' -o $@ $(TOOL_SRC) $(CORE_OBJ) -lsqlite3 -lsodium -lm
+
+$(BUILD)/ext $(BUILD)/core:
+	mkdir -p $@
+
+# Test helpers compiled from test/*.c (C clients of the public surface).
+TEST_C   = $(wildcard test/*.c)
+TEST_BIN = $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_C))
+$(BUILD)/test/%: test/%.c $(CORE_OBJ) | $(BUILD)/core
+	@mkdir -p $(BUILD)/test
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_OBJ) -lsqlite3 -lsodium -lm
+
+# `make check`: the whole suite on the normal build, then again on an
+# AddressSanitizer + UndefinedBehaviorSanitizer build in build/asan.
+check:
+	@tools/deps.sh test
+	$(MAKE) --no-print-directory check-normal
+	$(MAKE) --no-print-directory check-asan
+
+check-normal: all $(TEST_BIN)
+	test/run.sh $(BUILD)
+
+check-asan:
+	$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 all test-bins
+	OAUTHDB_SANITIZE=1 test/run.sh build/asan
+
+.PHONY: test-bins
+test-bins: $(TEST_BIN)
+
+demo: 
+	@tools/deps.sh build
+	$(MAKE) --no-print-directory all
+	@tools/demo.sh $(BUILD)
+
+bench:
+	@tools/deps.sh bench
+	$(MAKE) --no-print-directory all
+	bench/run.sh $(BUILD)
+
+fuzz:
+	@echo "fuzz: not built yet (see issue: Hardening)"; exit 1
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/oauthdb $(DESTDIR)$(PREFIX)/bin
+	install -m 0644 $(BUILD)/oauthdb.$(SO) $(DESTDIR)$(PREFIX)/lib/oauthdb/
+	if [ -e $(BUILD)/oauthdb-export ]; then install -m 0755 $(BUILD)/oauthdb-export $(DESTDIR)$(PREFIX)/bin/; fi
+	if [ -e $(BUILD)/oauthdb ]; then install -m 0755 $(BUILD)/oauthdb $(DESTDIR)$(PREFIX)/bin/; fi
+
+clean:
+	rm -rf build

@@ -1,0 +1,51 @@
+/*
+** keyring.h: the keyring file (docs/FORMAT.md, DESIGN section 3).
+**
+** Pure C over libsodium and libc: no SQLite. Linked into the extension, the
+** exporter and the shell tool alike.
+*/
+#ifndef OAUTHDB_KEYRING_H
+#define OAUTHDB_KEYRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEYRING_KEY_BYTES 32
+
+typedef enum key_status {
+  KEY_PRIMARY = 1,  /* seals and opens; exactly one per keyring */
+  KEY_ACTIVE = 2,   /* opens only */
+  KEY_RETIRED = 3   /* opens nothing; kept so an open can name the id */
+} key_status;
+
+typedef struct keyring_key {
+  uint32_t id;
+  key_status status;
+  unsigned char *key;   /* KEYRING_KEY_BYTES in sodium_malloc'd memory */
+} keyring_key;
+
+typedef struct keyring {
+  int n_keys;
+  keyring_key *keys;    /* sodium_malloc'd */
+} keyring;
+
+/*
+** Load PATH after checking it is a regular file owned by the effective user
+** with no group or other permission bits. On failure returns NULL and sets
+** *err to a malloc'd message naming the file and the rule that failed (and
+** the fix), never any key material. The caller frees *err with free().
+*/
+keyring *keyring_load(const char *path, char **err);
+
+/* Zero and free. NULL is fine. */
+void keyring_free(keyring *kr);
+
+/* The key with this id, or NULL. */
+const keyring_key *keyring_find(const keyring *kr, uint32_t id);
+
+/* The one primary key (keyring_load guarantees there is exactly one). */
+const keyring_key *keyring_primary(const keyring *kr);
+
+const char *key_status_name(key_status s);
+
+#endif /* OAUTHDB_KEYRING_H */

@@ -1,0 +1,106 @@
+/*
+** oauthdb.h: what the extension's feature files share.
+**
+** Every feature file (tokens.c, session.c, migrate.c, ...) exposes one
+** `<feature>_register(sqlite3 *db, oauthdb_conn *conn)` that the entry point
+** in oauthdb.c calls. Per-connection state lives in one oauthdb_conn, handed
+** to every SQL function as its user data and freed (keys zeroed) when the last
+** function registration is dropped, i.e. when the connection closes.
+*/
+#ifndef OAUTHDB_H
+#define OAUTHDB_H
+
+#include <sqlite3ext.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+#ifndef OAUTHDB_NO_EXTENSION_API
+SQLITE_EXTENSION_INIT3
+#endif
+
+#include "keyring.h"
+
+#define OAUTHDB_VERSION "0.1.0"
+
+/* The oldest SQLite we run on: STRICT tables and unixepoch() need 3.38. */
+#define OAUTHDB_MIN_SQLITE 3038000
+
+/*
+** Statements the extension keeps prepared for the life of the connection.
+** They are finalized from the xDisconnect of the eponymous guard table in
+** conn.c, which SQLite calls before sqlite3_close() checks for unfinalized
+** statements, so a cached statement never makes a close fail.
+** Add an id here and prepare it with conn_stmt().
+*/
+typedef enum conn_stmt_id {
+  STMT_SESSION_VALID,
+  STMT_SESSION_TOUCH,
+  STMT_SESSION_INSERT,
+  STMT_SESSION_REVOKE,
+  STMT_AUDIT_INSERT,
+  STMT_VAULT_BY_ID,
+  STMT_VAULT_BY_LINK,
+  STMT_VAULT_INSERT,
+  STMT_VAULT_UPDATE,
+  STMT_VAULT_DELETE,
+  STMT_REFRESH_LOG_INSERT,
+  STMT__COUNT
+} conn_stmt_id;
+
+typedef struct oauthdb_conn oauthdb_conn;
+struct oauthdb_conn {
+  sqlite3 *db;
+  int refs;                       /* function registrations holding this */
+  keyring *keys;                  /* NULL until loaded (see tokens.c) */
+  char *keyring_path;             /* where keys came from, for messages */
+  sqlite3_stmt *stmts[STMT__COUNT];
+  int64_t session_idle_timeout;   /* seconds; see session.c for defaults */
+  int64_t session_absolute_timeout;
+  int in_retention;               /* set while oauthdb_purge deletes */
+  int guard_connected;            /* conn.c: the cache's owner is live */
+  int64_t clock_override;         /* session.c: unix seconds, 0 = real time (tests) */
+  int64_t uuid7_last_ms;          /* uuid7.c: timestamp of the last id issued */
+  uint32_t uuid7_counter;         /* uuid7.c: 12-bit counter within that ms */
+};
+
+/* conn.c */
+oauthdb_conn *conn_new(sqlite3 *db);
+void conn_release(void *conn);          /* xDestroy for every registration */
+int conn_guard_register(sqlite3 *db, oauthdb_conn *conn);
+sqlite3_stmt *conn_stmt(oauthdb_conn *conn, conn_stmt_id id, const char *sql);
+void conn_finalize_all(oauthdb_conn *conn);
+
+/*
+** A function table entry. Registration is table-driven: each feature file
+** keeps a static array of these and hands it to conn_register_functions(),
+** which checks and chains every return code and names the one that failed.
+*/
+typedef struct oauthdb_function {
+  const char *name;
+  int n_arg;                      /* -1: variable */
+  int flags;                      /* SQLITE_UTF8 is added */
+  void (*x_func)(sqlite3_context *, int, sqlite3_value **);
+} oauthdb_function;
+
+int conn_register_functions(sqlite3 *db, oauthdb_conn *conn,
+                            const oauthdb_function *fns, int n, char **pzErr);
+
+/* Set an error on ctx with printf-style formatting (sqlite3_mprintf). */
+void fn_error(sqlite3_context *ctx, const char *fmt, ...);
+/* Set pVtab->zErrMsg, freeing any previous message. */
+void vtab_set_error(sqlite3_vtab *vtab, const char *fmt, ...);
+
+/*
+** The connection's keyring: loads it from $OAUTHDB_KEYRING on first use.
+** Returns NULL and sets *pzErr (sqlite3_malloc'd) when there is none.
+*/
+keyring *conn_keyring(oauthdb_conn *conn, char **pzErr);
+
+/* Feature entry points, called in this order by sqlite3_oauthdb_init. */
+int migrate_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+int tokens_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+int session_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+int password_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+int uuid7_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+
+#endif /* OAUTHDB_H */

@@ -1,0 +1,94 @@
+#!/bin/bash
+# run.sh BUILD [TEST...]: run the suite (every test/*.test, or those named)
+# against BUILD/oauthdb.so, with a throwaway PostgreSQL for the tests that
+# need one, and end with the line `N passed, N failed`.
+#
+# PostgreSQL: initdb into a temporary directory, a unix socket in it, no TCP,
+# stopped at the end even on failure. PostgreSQL refuses to run as root, so
+# as root the server runs as the `postgres` system user.
+set -u
+build=$(cd "${1:?usage: test/run.sh BUILD [TEST...]}" && pwd)
+shift
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(test/*.test)
+
+export OAUTHDB_BUILD=$build
+export OAUTHDB_EXT=$build/oauthdb.so
+unset OAUTHDB_KEYRING
+[ -e "$OAUTHDB_EXT" ] || { echo "run.sh: $OAUTHDB_EXT not built (run make)" >&2; exit 2; }
+
+scratch=$(mktemp -d /tmp/oauthdb-check.XXXXXX)
+chmod 755 "$scratch"
+pgdir=""
+cleanup() {
+  if [ -n "$pgdir" ] && [ -e "$pgdir/data/postmaster.pid" ]; then
+    as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$pgdir/data" -m immediate stop >/dev/null 2>&1
+  fi
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+  else
+    "$@"
+  fi
+}
+
+pgbin=/usr/lib/postgresql/15/bin
+if [ -x $pgbin/initdb ] && [ "${OAUTHDB_NO_POSTGRES:-}" != 1 ]; then
+  pgdir=$scratch/pg
+  mkdir -p "$pgdir"
+  [ "$(id -u)" = 0 ] && chown postgres "$pgdir"
+  if as_pg $pgbin/initdb -D "$pgdir/data" -A trust -U postgres --no-sync >"$scratch/initdb.log" 2>&1 &&
+     as_pg $pgbin/pg_ctl -D "$pgdir/data" -w -l "$pgdir/log" \
+       -o "-k $pgdir -c listen_addresses= -c fsync=off -c full_page_writes=off" start >/dev/null 2>&1; then
+    export PGHOST=$pgdir PGUSER=postgres PGDATABASE=postgres PGPORT=5432
+    export OAUTHDB_PGDATA=$pgdir/data
+  else
+    echo "run.sh: could not start PostgreSQL; see below" >&2
+    cat "$scratch/initdb.log" "$pgdir/log" >&2 2>/dev/null
+    exit 2
+  fi
+fi
+
+if [ "${OAUTHDB_SANITIZE:-}" = 1 ]; then
+  # The extension is instrumented but tclsh, python3 and sqlite3 are not:
+  # preload the sanitizer runtimes. Leaks inside the interpreters are theirs.
+  export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
+  export LSAN_OPTIONS=suppressions=$top/test/lsan.supp:print_suppressions=0
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+
+passed=0 failed=0
+for t in "${tests[@]}"; do
+  dir=$scratch/$(basename "$t" .test)
+  mkdir -p "$dir"
+  chmod 755 "$dir"
+  log=$dir.log
+  OAUTHDB_TEST_DIR=$dir tclsh "$t" >"$log" 2>&1
+  rc=$?
+  line=$(grep -a '^oauthdb-results:' "$log" | tail -1)
+  p=$(echo "$line" | sed -n 's/.*passed=\([0-9]*\).*/\1/p')
+  f=$(echo "$line" | sed -n 's/.*failed=\([0-9]*\).*/\1/p')
+  if [ -z "$line" ]; then
+    # The file died before finish_test: count it as one failure.
+    p=0 f=1
+  elif [ $rc -ne 0 ] && [ "${f:-0}" = 0 ]; then
+    f=1  # e.g. a sanitizer report after the last test
+  fi
+  passed=$((passed + p)) failed=$((failed + f))
+  if [ "$f" != 0 ]; then
+    echo "--- $t: $p passed, $f failed (exit $rc)"
+    grep -a -v -E '\.\.\. Ok$' "$log" | head -60
+  else
+    echo "$t: $p passed"
+  fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

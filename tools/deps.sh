@@ -1,0 +1,44 @@
+#!/bin/sh
+# deps.sh [build|test|bench]: make sure the Debian packages oauthdb needs are
+# here. As root, installs what is missing with apt-get; otherwise prints the
+# exact apt-get line and fails. Only Debian packages, nothing downloaded else.
+set -eu
+want=${1:-build}
+missing=""
+need() { # need PACKAGE TEST-COMMAND...
+  pkg=$1; shift
+  if ! "$@" >/dev/null 2>&1; then missing="$missing $pkg"; fi
+}
+has_file() { [ -e "$1" ]; }
+need gcc         command -v gcc
+need make        command -v make
+need libsqlite3-dev has_file /usr/include/sqlite3ext.h
+need libsodium-dev  has_file /usr/include/sodium.h
+need libpq-dev      has_file /usr/include/postgresql/libpq-fe.h
+need sqlite3        command -v sqlite3
+case $want in
+test|bench)
+  need tcl            command -v tclsh
+  need libsqlite3-tcl sh -c 'echo "package require sqlite3" | tclsh'
+  need postgresql     has_file /usr/lib/postgresql/15/bin/initdb
+  need python3        has_file /usr/bin/python3
+  need valgrind       command -v valgrind
+  ;;
+esac
+case $want in
+bench)
+  need pgloader command -v pgloader
+  ;;
+esac
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  echo "deps: installing$missing" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >&2
+else
+  echo "deps: missing Debian packages. Run:" >&2
+  echo "  sudo apt-get install$missing" >&2
+  exit 1
+fi
