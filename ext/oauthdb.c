@@ -29,6 +29,10 @@ static const struct {
     {"session", session_register},
     {"password", password_register},
     {"uuid7", uuid7_register},
+    {"vault", vault_register},
+    {"expiring", expiring_register},
+    {"keys", keys_register},
+    {"retention", retention_register},
 };
 
 static int current_busy_timeout(sqlite3 *db) {

@@ -102,5 +102,9 @@ int tokens_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 int session_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 int password_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 int uuid7_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+int vault_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+int expiring_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+int keys_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+int retention_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 
 #endif /* OAUTHDB_H */
