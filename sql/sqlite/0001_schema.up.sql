@@ -1,0 +1,363 @@
+-- oauthdb migration 0001 (SQLite): the nine tables, their indexes and the
+-- append-only triggers of auth_audit_log.  docs/SCHEMA.md explains every
+-- constraint and which query each index serves.
+--
+-- Plain SQL: the migration runner wraps this file in one transaction and
+-- records it in schema_migrations.  Nothing here needs the oauthdb extension:
+-- defaults and checks use only SQLite built-ins (unixepoch, json_valid,
+-- json_type), so a database stays usable and checkable with the plain CLI.
+--
+-- Conventions (DESIGN.md section 4):
+--   ids         TEXT, canonical lower-case UUID (uuid7() from the extension)
+--   timestamps  INTEGER unix seconds; the range check rejects milliseconds
+--               (0 .. 9999-12-31T23:59:59Z)
+--   booleans    INTEGER 0 or 1
+--   JSON        TEXT that json_valid() accepts, of the stated JSON type
+--   sealed      BLOB in the sealed format: version byte 0x01 and at least
+--               6 header + 24 nonce + 16 tag = 46 bytes
+-- Foreign keys are enforced only with PRAGMA foreign_keys=ON (the extension
+-- turns it on for its connections).
+
+CREATE TABLE users (
+  id              TEXT    NOT NULL PRIMARY KEY
+                  CONSTRAINT users_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+  email           TEXT    NOT NULL UNIQUE COLLATE NOCASE
+                  CONSTRAINT users_email_shape CHECK (email LIKE '_%@_%' AND email = trim(email)),
+  display_name    TEXT,
+  password_hash   TEXT
+                  CONSTRAINT users_password_hash_argon2id
+                  CHECK (password_hash IS NULL OR substr(password_hash, 1, 10) = '$argon2id$'),
+  is_active       INTEGER NOT NULL DEFAULT 1
+                  CONSTRAINT users_is_active_bool CHECK (is_active IN (0, 1)),
+  email_verified  INTEGER NOT NULL DEFAULT 0
+                  CONSTRAINT users_email_verified_bool CHECK (email_verified IN (0, 1)),
+  created_at      INTEGER NOT NULL DEFAULT (unixepoch())
+                  CONSTRAINT users_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
+  updated_at      INTEGER NOT NULL DEFAULT (unixepoch())
+                  CONSTRAINT users_updated_at_seconds CHECK (updated_at BETWEEN 0 AND 253402300799),
+  last_login_at   INTEGER
+                  CONSTRAINT users_last_login_at_seconds CHECK (last_login_at BETWEEN 0 AND 253402300799),
+  deactivated_at  INTEGER
+                  CONSTRAINT users_deactivated_at_seconds CHECK (deactivated_at BETWEEN 0 AND 253402300799),
+  CONSTRAINT users_deactivated_inactive CHECK (deactivated_at IS NULL OR is_active = 0)
+) STRICT;
+
+CREATE TABLE user_preferences (
+  id              TEXT    NOT NULL PRIMARY KEY
+                  CONSTRAINT user_preferences_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+  user_id         TEXT    NOT NULL UNIQUE
+                  REFERENCES users (id) ON DELETE CASCADE,
+  timezone        TEXT    NOT NULL DEFAULT 'UTC'
+                  CONSTRAINT user_preferences_timezone_nonempty CHECK (timezone <> ''),
+  locale          TEXT    NOT NULL DEFAULT 'en'
+                  CONSTRAINT user_preferences_locale_nonempty CHECK (locale <> ''),
+  preferences     TEXT    NOT NULL DEFAULT '{}'
+                  CONSTRAINT user_preferences_preferences_object
+                  CHECK (json_valid(preferences) AND json_type(preferences) = 'object'),
+  created_at      INTEGER NOT NULL DEFAULT (unixepoch())
+                  CONSTRAINT user_preferences_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
+  updated_at      INTEGER NOT NULL DEFAULT (unixepoch())
+                  CONSTRAINT user_preferences_updated_at_seconds CHECK (updated_at BETWEEN 0 AND 253402300799)
+) STRICT;
+
+CREATE TABLE user_sessions (
+  id              TEXT    NOT NULL PRIMARY KEY
+                  CONSTRAINT user_sessions_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+  user_id         TEXT    NOT NULL
+                  REFERENCES users (id) ON DELETE CASCADE,
+  -- SHA-256 of the session token's UTF-8 bytes; the token itself is never stored.
+  token_hash      BLOB    NOT NULL
+                  CONSTRAINT user_sessions_token_hash_sha256 CHECK (length(token_hash) = 32),
+  created_at      INTEGER NOT NULL DEFAULT (unixepoch())
+                  CONSTRAINT user_sessions_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
+  last_seen_at    INTEGER NOT NULL DEFAULT (unixepoch())
+                  CONSTRAINT user_sessions_last_seen_at_seconds CHECK (last_seen_at BETWEEN 0 AND 253402300799),
+  expires_at      INTEGER NOT NULL
+                  CONSTRAINT user_sessions_expires_at_seconds CHECK (expires_at BETWEEN 0 AND 253402300799),
+  idle_timeout    INTEGER NOT NULL
+                  CONSTRAINT user_sessions_idle_timeout_positive CHECK (idle_timeout > 0),
+  revoked_at      INTEGER
+                  CONSTRAINT user_sessions_revoked_at_seconds CHECK (revoked_at BETWEEN 0 AND 253402300799),
+  revoked_reason  TEXT,
+  ip_address      TEXT,
+  user_agent      TEXT,
+  CONSTRAINT user_sessions_expiry_after_creation CHECK (expires_at >= created_at),
+  CONSTRAINT user_sessions_reason_needs_revocation CHECK (revoked_reason IS NULL OR revoked_at IS NOT NULL)
+) STRICT;
+
+CREATE TABLE service_configs (
+  id                 TEXT    NOT NULL PRIMARY KEY
+                     CONSTRAINT service_configs_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+  provider           TEXT    NOT NULL UNIQUE
+                     CONSTRAINT service_configs_provider_slug
+                     CHECK (provider <> '' AND provider NOT GLOB '*[^a-z0-9_-]*'),
+  display_name       TEXT    NOT NULL,
+  auth_type          TEXT    NOT NULL
+                     CONSTRAINT service_configs_auth_type CHECK (auth_type IN ('oauth2', 'api_key')),
+  auth_url           TEXT
+                     CONSTRAINT service_configs_auth_url_https CHECK (auth_url IS NULL OR auth_url GLOB 'https://?*'),
+  token_url          TEXT
+                     CONSTRAINT service_configs_token_url_https CHECK (token_url IS NULL OR token_url GLOB 'https://?*'),
+  revoke_url         TEXT
+                     CONSTRAINT service_configs_revoke_url_https CHECK (revoke_url IS NULL OR revoke_url GLOB 'https://?*'),
+  api_base_url       TEXT
+                     CONSTRAINT service_configs_api_base_url_https CHECK (api_base_url IS NULL OR api_base_url GLOB 'https://?*'),
+  scopes             TEXT    NOT NULL DEFAULT '[]'
+                     CONSTRAINT service_configs_scopes_array
+                     CHECK (json_valid(scopes) AND json_type(scopes) = 'array'),
+  client_id          TEXT,
+  -- Where the client secret lives (env:NAME, file:PATH, vault:PATH), never the secret.
+  client_secret_ref  TEXT
+                     CONSTRAINT service_configs_client_secret_ref_is_reference
+                     CHECK (client_secret_ref IS NULL
+                            OR client_secret_ref GLOB 'env:?*'
+                            OR client_secret_ref GLOB 'file:?*'
+                            OR client_secret_ref GLOB 'vault:?*'),
+  api_key_header     TEXT,
+  extra_params       TEXT    NOT NULL DEFAULT '{}'
+                     CONSTRAINT service_configs_extra_params_object
+                     CHECK (json_valid(extra_params) AND json_type(extra_params) = 'object'),
+  is_enabled         INTEGER NOT NULL DEFAULT 1
+                     CONSTRAINT service_configs_is_enabled_bool CHECK (is_enabled IN (0, 1)),
+  created_at         INTEGER NOT NULL DEFAULT (unixepoch())
+                     CONSTRAINT service_configs_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
+  updated_at         INTEGER NOT NULL DEFAULT (unixepoch())
+                     CONSTRAINT service_configs_updated_at_seconds CHECK (updated_at BETWEEN 0 AND 253402300799),
+  -- OAuth needs its endpoints and has no key header; an API-key service has
+  -- a header and none of the OAuth client settings.
+  CONSTRAINT service_configs_auth_type_fields CHECK (
+       (auth_type = 'oauth2'
+        AND auth_url IS NOT NULL AND token_url IS NOT NULL AND api_key_header IS NULL)
+    OR (auth_type = 'api_key'
+        AND api_key_header IS NOT NULL AND api_key_header <> ''
+        AND auth_url IS NULL AND token_url IS NULL AND revoke_url IS NULL
+        AND client_id IS NULL AND client_secret_ref IS NULL)
+  )
+) STRICT;
+
+CREATE TABLE user_providers (
+  id                TEXT    NOT NULL PRIMARY KEY
+                    CONSTRAINT user_providers_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+  user_id           TEXT    NOT NULL
+                    REFERENCES users (id) ON DELETE CASCADE,
+  provider          TEXT    NOT NULL
+                    REFERENCES service_configs (provider) ON UPDATE CASCADE ON DELETE RESTRICT,
+  provider_user_id  TEXT    NOT NULL
+                    CONSTRAINT user_providers_provider_user_id_nonempty CHECK (provider_user_id <> ''),
+  provider_email    TEXT,
+  scopes            TEXT    NOT NULL DEFAULT '[]'
+                    CONSTRAINT user_providers_scopes_array
+                    CHECK (json_valid(scopes) AND json_type(scopes) = 'array'),
+  -- Per-resource sync state, e.g. {"calendar:primary":{"syncToken":"..."},
+  -- "gmail":{"historyId":"123"},"contacts":{"syncToken":"..."}}.
+  sync_cursors      TEXT    NOT NULL DEFAULT '{}'
+                    CONSTRAINT user_providers_sync_cursors_object
+                    CHECK (json_valid(sync_cursors) AND json_type(sync_cursors) = 'object'),
+  is_active         INTEGER NOT NULL DEFAULT 1
+                    CONSTRAINT user_providers_is_active_bool CHECK (is_active IN (0, 1)),
+  linked_at         INTEGER NOT NULL DEFAULT (unixepoch())
+                    CONSTRAINT user_providers_linked_at_seconds CHECK (linked_at BETWEEN 0 AND 253402300799),
+  unlinked_at       INTEGER
+                    CONSTRAINT user_providers_unlinked_at_seconds CHECK (unlinked_at BETWEEN 0 AND 253402300799),
+  created_at        INTEGER NOT NULL DEFAULT (unixepoch())
+                    CONSTRAINT user_providers_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
+  updated_at        INTEGER NOT NULL DEFAULT (unixepoch())
+                    CONSTRAINT user_providers_updated_at_seconds CHECK (updated_at BETWEEN 0 AND 253402300799),
+  CONSTRAINT user_providers_account_once UNIQUE (provider, provider_user_id),
+  CONSTRAINT user_providers_unlinked_inactive CHECK (unlinked_at IS NULL OR is_active = 0)
+) STRICT;
+
+CREATE TABLE oauth_tokens (
+  id                TEXT    NOT NULL PRIMARY KEY
+                    CONSTRAINT oauth_tokens_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+  user_provider_id  TEXT    NOT NULL
+                    REFERENCES user_providers (id) ON DELETE CASCADE,
+  token_type        TEXT    NOT NULL DEFAULT 'oauth2'
+                    CONSTRAINT oauth_tokens_token_type CHECK (token_type IN ('oauth2', 'api_key')),
+  -- Sealed (DESIGN.md section 2) with associated data
+  -- 'oauth_tokens.access_token:<id>'; for Motion this is the sealed API key.
+  access_token      BLOB    NOT NULL
+                    CONSTRAINT oauth_tokens_access_token_sealed
+                    CHECK (length(access_token) >= 46 AND substr(access_token, 1, 1) = x'01'),
+  refresh_token     BLOB
+                    CONSTRAINT oauth_tokens_refresh_token_sealed
+                    CHECK (refresh_token IS NULL
+                           OR (length(refresh_token) >= 46 AND substr(refresh_token, 1, 1) = x'01')),
+  scopes            TEXT    NOT NULL DEFAULT '[]'
+                    CONSTRAINT oauth_tokens_scopes_array
+                    CHECK (json_valid(scopes) AND json_type(scopes) = 'array'),
+  expires_at        INTEGER
+                    CONSTRAINT oauth_tokens_expires_at_seconds CHECK (expires_at BETWEEN 0 AND 253402300799),
+  is_active         INTEGER NOT NULL DEFAULT 1
+                    CONSTRAINT oauth_tokens_is_active_bool CHECK (is_active IN (0, 1)),
+  revoked_at        INTEGER
+                    CONSTRAINT oauth_tokens_revoked_at_seconds CHECK (revoked_at BETWEEN 0 AND 253402300799),
+  created_at        INTEGER NOT NULL DEFAULT (unixepoch())
+                    CONSTRAINT oauth_tokens_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
+  updated_at        INTEGER NOT NULL DEFAULT (unixepoch())
+                    CONSTRAINT oauth_tokens_updated_at_seconds CHECK (updated_at BETWEEN 0 AND 253402300799),
+  -- An API key (Motion) is neither refreshed nor expires.
+  CONSTRAINT oauth_tokens_api_key_no_refresh
+  CHECK (token_type = 'oauth2' OR (refresh_token IS NULL AND expires_at IS NULL)),
+  CONSTRAINT oauth_tokens_revoked_inactive CHECK (revoked_at IS NULL OR is_active = 0)
+) STRICT;
+
+CREATE TABLE token_refresh_log (
+  id                     TEXT    NOT NULL PRIMARY KEY
+                         CONSTRAINT token_refresh_log_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+  oauth_token_id         TEXT
+                         REFERENCES oauth_tokens (id) ON DELETE SET NULL,
+  -- Keyed BLAKE2b-128 fingerprints (token_fingerprint()), never a token.
+  old_token_fingerprint  BLOB
+                         CONSTRAINT token_refresh_log_old_fingerprint_16
+                         CHECK (old_token_fingerprint IS NULL OR length(old_token_fingerprint) = 16),
+  new_token_fingerprint  BLOB
+                         CONSTRAINT token_refresh_log_new_fingerprint_16
+                         CHECK (new_token_fingerprint IS NULL OR length(new_token_fingerprint) = 16),
+  old_expires_at         INTEGER
+                         CONSTRAINT token_refresh_log_old_expires_at_seconds
+                         CHECK (old_expires_at BETWEEN 0 AND 253402300799),
+  new_expires_at         INTEGER
+                         CONSTRAINT token_refresh_log_new_expires_at_seconds
+                         CHECK (new_expires_at BETWEEN 0 AND 253402300799),
+  outcome                TEXT    NOT NULL
+                         CONSTRAINT token_refresh_log_outcome CHECK (outcome IN ('success', 'failure')),
+  error                  TEXT,
+  created_at             INTEGER NOT NULL DEFAULT (unixepoch())
+                         CONSTRAINT token_refresh_log_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
+  CONSTRAINT token_refresh_log_failure_has_error CHECK (outcome = 'success' OR error IS NOT NULL)
+) STRICT;
+
+CREATE TABLE auth_audit_log (
+  id          TEXT    NOT NULL PRIMARY KEY
+              CONSTRAINT auth_audit_log_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+  user_id     TEXT
+              REFERENCES users (id) ON DELETE SET NULL,
+  -- 'noun.verb' in lower case: user.created, session.revoked, key.rotated, ...
+  event       TEXT    NOT NULL
+              CONSTRAINT auth_audit_log_event_name
+              CHECK (event GLOB '[a-z]*.[a-z]*' AND event NOT GLOB '*[^a-z0-9_.]*'),
+  actor       TEXT,
+  success     INTEGER NOT NULL DEFAULT 1
+              CONSTRAINT auth_audit_log_success_bool CHECK (success IN (0, 1)),
+  reason      TEXT,
+  details     TEXT    NOT NULL DEFAULT '{}'
+              CONSTRAINT auth_audit_log_details_object
+              CHECK (json_valid(details) AND json_type(details) = 'object'),
+  ip_address  TEXT,
+  user_agent  TEXT,
+  created_at  INTEGER NOT NULL DEFAULT (unixepoch())
+              CONSTRAINT auth_audit_log_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799)
+) STRICT;
+
+CREATE TABLE sync_logs (
+  id                TEXT    NOT NULL PRIMARY KEY
+                    CONSTRAINT sync_logs_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+  user_provider_id  TEXT    NOT NULL
+                    REFERENCES user_providers (id) ON DELETE CASCADE,
+  -- A key of user_providers.sync_cursors: 'gmail', 'calendar:primary', 'contacts', ...
+  resource          TEXT    NOT NULL
+                    CONSTRAINT sync_logs_resource_nonempty CHECK (resource <> ''),
+  status            TEXT    NOT NULL
+                    CONSTRAINT sync_logs_status CHECK (status IN ('running', 'success', 'failure')),
+  started_at        INTEGER NOT NULL DEFAULT (unixepoch())
+                    CONSTRAINT sync_logs_started_at_seconds CHECK (started_at BETWEEN 0 AND 253402300799),
+  finished_at       INTEGER
+                    CONSTRAINT sync_logs_finished_at_seconds CHECK (finished_at BETWEEN 0 AND 253402300799),
+  items_synced      INTEGER NOT NULL DEFAULT 0
+                    CONSTRAINT sync_logs_items_synced_nonnegative CHECK (items_synced >= 0),
+  cursor_before     TEXT,
+  cursor_after      TEXT,
+  error             TEXT,
+  created_at        INTEGER NOT NULL DEFAULT (unixepoch())
+                    CONSTRAINT sync_logs_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
+  -- A run is finished exactly when it is no longer 'running'.
+  CONSTRAINT sync_logs_finished_iff_done CHECK ((status = 'running') = (finished_at IS NULL)),
+  CONSTRAINT sync_logs_finished_after_start CHECK (finished_at IS NULL OR finished_at >= started_at),
+  CONSTRAINT sync_logs_failure_has_error CHECK (status <> 'failure' OR error IS NOT NULL)
+) STRICT;
+
+-- Indexes.  UNIQUE constraints above already index users.email,
+-- user_preferences.user_id (also users ON DELETE CASCADE),
+-- service_configs.provider and user_providers (provider, provider_user_id),
+-- which also serves the foreign key from user_providers.provider.
+
+-- Session by token hash (session_valid, session_touch, session_revoke).
+CREATE UNIQUE INDEX user_sessions_token_hash ON user_sessions (token_hash);
+
+-- Sessions of a user; also the child side of users ON DELETE CASCADE.
+CREATE INDEX user_sessions_user ON user_sessions (user_id, expires_at);
+-- Expired-session cleanup: DELETE ... WHERE expires_at < ?.
+CREATE INDEX user_sessions_expires ON user_sessions (expires_at);
+
+-- A user's providers; also the child side of users ON DELETE CASCADE.
+CREATE INDEX user_providers_user ON user_providers (user_id, provider);
+
+-- At most one active token per provider link.
+CREATE UNIQUE INDEX oauth_tokens_one_active ON oauth_tokens (user_provider_id) WHERE is_active = 1;
+-- Every token of a link; the child side of user_providers ON DELETE CASCADE
+-- (a partial index cannot serve a foreign-key lookup).
+CREATE INDEX oauth_tokens_user_provider ON oauth_tokens (user_provider_id);
+-- Tokens expiring soon (tokens_expiring): the query must repeat this WHERE
+-- clause term for term and add expires_at <= ?.
+CREATE INDEX oauth_tokens_expiring ON oauth_tokens (expires_at)
+  WHERE is_active = 1 AND refresh_token IS NOT NULL AND expires_at IS NOT NULL;
+
+-- Refresh history of a token, newest last; also oauth_tokens ON DELETE SET NULL.
+CREATE INDEX token_refresh_log_token ON token_refresh_log (oauth_token_id, created_at, id);
+
+-- Audit by user and time; also users ON DELETE SET NULL.
+CREATE INDEX auth_audit_log_user ON auth_audit_log (user_id, created_at, id);
+-- Audit by time (and retention: oldest rows first).
+CREATE INDEX auth_audit_log_created ON auth_audit_log (created_at, id);
+
+-- Sync runs of a link by time; also user_providers ON DELETE CASCADE.
+CREATE INDEX sync_logs_link ON sync_logs (user_provider_id, started_at, id);
+
+-- auth_audit_log is append-only.
+--
+-- UPDATE is refused, with one exception: deleting a user makes the foreign
+-- key set auth_audit_log.user_id to NULL, which SQLite performs as an UPDATE.
+-- That change is allowed when it is the only change and the user no longer
+-- exists (the parent row is already gone when the action runs), so a live
+-- user's history cannot be detached by hand.
+CREATE TRIGGER auth_audit_log_no_update
+BEFORE UPDATE ON auth_audit_log
+FOR EACH ROW
+WHEN NOT (
+      OLD.user_id IS NOT NULL
+  AND NEW.user_id IS NULL
+  AND NEW.id IS OLD.id
+  AND NEW.event IS OLD.event
+  AND NEW.actor IS OLD.actor
+  AND NEW.success IS OLD.success
+  AND NEW.reason IS OLD.reason
+  AND NEW.details IS OLD.details
+  AND NEW.ip_address IS OLD.ip_address
+  AND NEW.user_agent IS OLD.user_agent
+  AND NEW.created_at IS OLD.created_at
+  AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = OLD.user_id)
+)
+BEGIN
+  SELECT RAISE(ABORT, 'auth_audit_log is append-only');
+END;
+
+-- DELETE is refused.  Retention (oauthdb_purge) drops this trigger, deletes
+-- and recreates it inside its own transaction.
+CREATE TRIGGER auth_audit_log_no_delete
+BEFORE DELETE ON auth_audit_log
+FOR EACH ROW
+BEGIN
+  SELECT RAISE(ABORT, 'auth_audit_log is append-only: rows leave only through retention (oauthdb_purge)');
+END;
+
+-- INSERT OR REPLACE would delete the old row without firing the DELETE
+-- trigger (delete triggers fire on REPLACE only with recursive_triggers on),
+-- so an insert may not reuse an existing id.
+CREATE TRIGGER auth_audit_log_no_replace
+BEFORE INSERT ON auth_audit_log
+FOR EACH ROW
+WHEN EXISTS (SELECT 1 FROM auth_audit_log WHERE id = NEW.id)
+BEGIN
+  SELECT RAISE(ABORT, 'auth_audit_log is append-only: id already exists');
+END;
