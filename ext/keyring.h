@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #define KEYRING_KEY_BYTES 32
+#define KEYRING_MAX_KEYS 1024   /* a longer keyring file is refused */
 
 typedef enum key_status {
   KEY_PRIMARY = 1,  /* seals and opens; exactly one per keyring */
@@ -47,5 +48,16 @@ const keyring_key *keyring_find(const keyring *kr, uint32_t id);
 const keyring_key *keyring_primary(const keyring *kr);
 
 const char *key_status_name(key_status s);
+
+/*
+** A locked buffer (sodium_malloc'd: mlock'd, out of core dumps) of at least
+** n bytes, owned by kr and reused by later calls, for plaintext on its way
+** in or out. It exists because one sodium_malloc costs tens of
+** microseconds, more than sealing a token. The caller zeroes what it wrote
+** (sodium_memzero) before it returns; keyring_free zeroes and frees the
+** buffer. A later call may move it. NULL when out of memory. Not for
+** concurrent use: like the keyring's owner (one connection), one at a time.
+*/
+unsigned char *keyring_scratch(keyring *kr, size_t n);
 
 #endif /* OAUTHDB_KEYRING_H */
