@@ -1,0 +1,29 @@
+/*
+** audit.h: append a row to auth_audit_log from inside the extension.
+**
+**   rc = audit_write(conn, "session.revoked", user_id, 1, "logout",
+**                    "{\"session_id\":\"0192...\"}");
+**
+** The table is append-only (its triggers refuse UPDATE and DELETE), so this
+** is the whole interface: one INSERT through a cached statement.
+*/
+#ifndef OAUTHDB_AUDIT_H
+#define OAUTHDB_AUDIT_H
+
+#include "oauthdb.h"
+
+/*
+** Insert one auth_audit_log row: a fresh uuid7() id, created_at from the
+** schema's default (the real clock: the log records when things happened,
+** whatever clock a test set with oauthdb_config). user_id, reason and
+** details_json may be NULL; details_json must be a JSON object (NULL: {}).
+** Never pass a secret (token, password, key) in reason or details.
+**
+** Returns an SQLite result code; on failure sqlite3_errmsg(conn->db) says
+** why until the next call on the connection, so copy it before running
+** anything else.
+*/
+int audit_write(oauthdb_conn *conn, const char *event, const char *user_id,
+                int success, const char *reason, const char *details_json);
+
+#endif /* OAUTHDB_AUDIT_H */

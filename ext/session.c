@@ -1,0 +1,609 @@
+/*
+** session.c: sign-in sessions in user_sessions, and oauthdb_config().
+**
+**   sqlite> SELECT session_create('0192f3c4-...');        -- the token, once
+**   q3J0c1R5bFVqZ2lNc0x2QUZ3d0xGd0h4b0J5Q2xGVQ
+**   sqlite> SELECT session_valid(:token);                  -- user id or NULL
+**   0192f3c4-...
+**   sqlite> SELECT session_touch(:token);                  -- 1: renewed
+**   sqlite> SELECT session_revoke(:token, 'logout');       -- 1: revoked
+**   sqlite> SELECT session_revoke_user('0192f3c4-...');    -- how many
+**   sqlite> SELECT oauthdb_config('session_idle_timeout', 900);
+**
+** A token is 32 bytes from randombytes_buf in URL-safe base64 without
+** padding (43 characters, safe in a cookie or a URL). It is returned once
+** and never stored: the row keeps token_hash = SHA-256 of the token's text,
+** which PostgreSQL can compute too (sha256(convert_to(token, 'UTF8'))), so
+** a session checks the same way on both sides. 256 random bits need no
+** salt or slow hash: there is nothing to guess.
+**
+** A session is live while, at the connection's clock `now`,
+**   revoked_at IS NULL, now < expires_at (absolute, never extended),
+**   now < last_seen_at + idle_timeout, and its user is_active = 1.
+** session_valid() is one lookup by the unique token_hash index joined to
+** users by primary key, through a statement cached on the connection; it
+** never writes, so checking a request costs no lock and no journal.
+** session_touch() moves last_seen_at to now (at most once a second: a
+** second touch in the same second writes nothing), which extends the idle
+** deadline but never the absolute one.
+**
+** Audit rows (auth_audit_log): session.created (details: session_id,
+** expires_at, idle_timeout), session.revoked (details: session_id; reason
+** in the reason column). Never the token. A touch writes no audit row: it
+** happens on every request, the log would grow with traffic, and
+** last_seen_at already records it.
+**
+** Timeouts and the clock are per connection (oauthdb_config below; the
+** defaults are in SESSION_DEFAULT_*). A session keeps the idle timeout of
+** the connection that created it.
+**
+** Every function here is DIRECTONLY: they create secrets, write, or (for
+** session_valid) tell whom a token belongs to, so a view or trigger of an
+** untrusted database file must not be able to call them.
+*/
+#include <sodium.h>
+#include <string.h>
+#include <time.h>
+#include "audit.h"
+#include "oauthdb.h"
+
+SQLITE_EXTENSION_INIT3
+
+/*
+** Defaults. Idle: 30 minutes, the upper end of OWASP's range for ordinary
+** web applications. Absolute: 24 hours, so a stolen token is worth a day at
+** most even if it is kept busy; a session reaches the user's mail and
+** calendar through the stored OAuth tokens. An application that wants
+** "remember me" passes a longer ttl to session_create (and a longer idle
+** timeout through oauthdb_config).
+*/
+#define SESSION_DEFAULT_IDLE 1800
+#define SESSION_DEFAULT_ABSOLUTE 86400
+/*
+** Upper bound of a ttl or timeout: 400 days, as browsers cap cookie
+** lifetimes. Mostly it catches milliseconds passed for seconds.
+*/
+#define SESSION_MAX_SECONDS (400 * 86400)
+/* The schema's timestamp range: up to 9999-12-31T23:59:59Z. */
+#define SESSION_MAX_TIME 253402300799LL
+/* Longest revocation reason: a label, not a story. */
+#define SESSION_MAX_REASON 200
+
+#define TOKEN_BYTES 32
+#define TOKEN_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
+#define TOKEN_TEXT_LEN 43 /* sodium_base64_ENCODED_LEN(32, ...) - 1 */
+
+#define LIVE_SESSION_WHERE                                                  \
+  " s.revoked_at IS NULL AND s.expires_at > ?2"                             \
+  " AND s.last_seen_at + s.idle_timeout > ?2"
+
+static const char session_valid_sql[] =
+    "SELECT s.user_id FROM user_sessions AS s"
+    " JOIN users AS u ON u.id = s.user_id"
+    " WHERE s.token_hash = ?1 AND" LIVE_SESSION_WHERE " AND u.is_active = 1";
+
+static const char session_touch_sql[] =
+    "UPDATE user_sessions AS s SET last_seen_at = ?2"
+    " WHERE s.token_hash = ?1 AND" LIVE_SESSION_WHERE
+    " AND s.last_seen_at < ?2"
+    " AND EXISTS (SELECT 1 FROM users AS u"
+    "             WHERE u.id = s.user_id AND u.is_active = 1)"
+    " RETURNING 1";
+
+/* Only users that may sign in get a session: one statement does both. */
+static const char session_insert_sql[] =
+    "INSERT INTO user_sessions"
+    "(id, user_id, token_hash, created_at, last_seen_at, expires_at,"
+    " idle_timeout)"
+    " SELECT uuid7(), id, ?2, ?3, ?3, ?4, ?5 FROM users"
+    " WHERE id = ?1 AND is_active = 1"
+    " RETURNING id";
+
+/*
+** Revocation leaves sessions past their absolute expiry alone: they can
+** never be valid again, and marking them would only add audit rows.
+*/
+static const char session_revoke_sql[] =
+    "UPDATE user_sessions SET revoked_at = ?2,"
+    " revoked_reason = ?3"
+    " WHERE token_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2"
+    " RETURNING id, user_id";
+
+/* Rare (sign out everywhere, deactivation): prepared per call, not cached. */
+static const char session_revoke_user_sql[] =
+    "UPDATE user_sessions SET revoked_at = ?2, revoked_reason = ?3"
+    " WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2"
+    " RETURNING id";
+
+/* ---- the connection's clock and timeouts ---- */
+
+static int64_t session_now(const oauthdb_conn *conn) {
+  return conn->clock_override ? conn->clock_override : (int64_t)time(NULL);
+}
+static int64_t idle_timeout(const oauthdb_conn *conn) {
+  return conn->session_idle_timeout ? conn->session_idle_timeout
+                                    : SESSION_DEFAULT_IDLE;
+}
+static int64_t absolute_timeout(const oauthdb_conn *conn) {
+  return conn->session_absolute_timeout ? conn->session_absolute_timeout
+                                        : SESSION_DEFAULT_ABSOLUTE;
+}
+
+/* ---- helpers ---- */
+
+/*
+** Report the connection's last error as FN's, keeping its code (so BUSY
+** stays BUSY for a caller that retries), with a hint when the schema is
+** missing.
+*/
+static void db_error(sqlite3_context *ctx, oauthdb_conn *conn, const char *fn) {
+  int code = sqlite3_errcode(conn->db);
+  const char *msg = sqlite3_errmsg(conn->db);
+  fn_error(ctx, "%s: %s%s", fn, msg,
+           strstr(msg, "no such table")
+               ? " (has SELECT oauthdb_migrate() been run?)"
+               : "");
+  if (code != SQLITE_OK && code != SQLITE_ERROR) sqlite3_result_error_code(ctx, code);
+}
+
+/* A cached statement, ready to bind; NULL with the error set on ctx. */
+static sqlite3_stmt *cached_stmt(sqlite3_context *ctx, oauthdb_conn *conn,
+                                 conn_stmt_id id, const char *sql,
+                                 const char *fn) {
+  sqlite3_stmt *st = conn_stmt(conn, id, sql);
+  if (!st) {
+    db_error(ctx, conn, fn);
+    return NULL;
+  }
+  /* Busy means we were re-entered while it ran: never reset it under itself. */
+  if (sqlite3_stmt_busy(st)) {
+    fn_error(ctx, "%s: called recursively (from inside another session "
+                  "function)", fn);
+    return NULL;
+  }
+  return st;
+}
+
+/* Finish a statement whose last step returned RC; its error, if any, on ctx. */
+static int stmt_finish(sqlite3_context *ctx, oauthdb_conn *conn,
+                       sqlite3_stmt *st, int rc, const char *fn) {
+  while (rc == SQLITE_ROW) rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE) {
+    sqlite3_reset(st);  /* keeps the step's message for db_error */
+    db_error(ctx, conn, fn);
+    sqlite3_clear_bindings(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return SQLITE_OK;
+}
+
+/*
+** SHA-256 of a token argument's text. Returns 0, leaving hash untouched,
+** when the value cannot be a token (NULL, not text, wrong length): such a
+** value is simply not a live session, and says so without an error.
+*/
+static int token_hash_of(sqlite3_value *v, unsigned char hash[32]) {
+  if (sqlite3_value_type(v) != SQLITE_TEXT) return 0;
+  const unsigned char *t = sqlite3_value_text(v);
+  if (!t || sqlite3_value_bytes(v) != TOKEN_TEXT_LEN) return 0;
+  crypto_hash_sha256(hash, t, TOKEN_TEXT_LEN);
+  return 1;
+}
+
+/*
+** An integer argument, or text that reads as one ('60', as drivers that
+** bind everything as text send it); not 1.5, '60s' or a blob.
+*/
+static int is_integer(sqlite3_value *v) {
+  return sqlite3_value_type(v) != SQLITE_BLOB &&
+         sqlite3_value_numeric_type(v) == SQLITE_INTEGER;
+}
+
+/* A users.id argument: must be text. NULL with the error set otherwise. */
+static const char *user_id_arg(sqlite3_context *ctx, sqlite3_value *v,
+                               const char *fn) {
+  int type = sqlite3_value_type(v);
+  if (type != SQLITE_TEXT) {
+    fn_error(ctx, "%s: user_id must be text (a users.id), not %s", fn,
+             type == SQLITE_NULL ? "NULL" : "a number or blob");
+    return NULL;
+  }
+  const char *id = (const char *)sqlite3_value_text(v);
+  if (!id) sqlite3_result_error_nomem(ctx);
+  return id;
+}
+
+/*
+** A revocation reason: optional text of at most SESSION_MAX_REASON bytes.
+** Returns 0 with the error set on ctx when it is not acceptable.
+*/
+static int reason_arg(sqlite3_context *ctx, int argc, sqlite3_value **argv,
+                      int i, const char *fallback, const char **out,
+                      const char *fn) {
+  *out = fallback;
+  if (argc <= i || sqlite3_value_type(argv[i]) == SQLITE_NULL) return 1;
+  if (sqlite3_value_type(argv[i]) != SQLITE_TEXT) {
+    fn_error(ctx, "%s: reason must be text", fn);
+    return 0;
+  }
+  *out = (const char *)sqlite3_value_text(argv[i]);
+  if (!*out) {
+    sqlite3_result_error_nomem(ctx);
+    return 0;
+  }
+  if (sqlite3_value_bytes(argv[i]) > SESSION_MAX_REASON) {
+    fn_error(ctx, "%s: reason is longer than %d bytes", fn, SESSION_MAX_REASON);
+    return 0;
+  }
+  return 1;
+}
+
+/* Write a session.revoked audit row; on failure the error is set on ctx. */
+static int audit_revoked(sqlite3_context *ctx, oauthdb_conn *conn,
+                         const char *fn, const char *session_id,
+                         const char *user_id, const char *reason) {
+  char *details = sqlite3_mprintf("{\"session_id\":\"%s\"}", session_id);
+  if (!details) {
+    sqlite3_result_error_nomem(ctx);
+    return SQLITE_NOMEM;
+  }
+  int rc = audit_write(conn, "session.revoked", user_id, 1, reason, details);
+  sqlite3_free(details);
+  if (rc != SQLITE_OK) {
+    /* The session stays revoked: a logout must not leave a token live. */
+    fn_error(ctx, "%s: the session was revoked, but its audit row could not "
+                  "be written: %s", fn, sqlite3_errmsg(conn->db));
+  }
+  return rc;
+}
+
+/* ---- session_create(user_id [, ttl_seconds]) ---- */
+
+/*
+** After the insert found no user that may sign in: say which rule failed.
+** A one-off statement; this is the error path.
+*/
+static void explain_no_user(sqlite3_context *ctx, oauthdb_conn *conn,
+                            const char *user_id) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(conn->db, "SELECT is_active FROM users WHERE id = ?1",
+                         -1, &st, NULL) != SQLITE_OK) {
+    db_error(ctx, conn, "session_create");
+    return;
+  }
+  sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    fn_error(ctx, "session_create: user %s is inactive (users.is_active = 0)",
+             user_id);
+  else if (rc == SQLITE_DONE)
+    fn_error(ctx, "session_create: no user with id '%s'", user_id);
+  else
+    db_error(ctx, conn, "session_create");
+  sqlite3_finalize(st);
+}
+
+/* Remove a session whose creation could not be audited (error path). */
+static void undo_insert(oauthdb_conn *conn, const char *session_id) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(conn->db, "DELETE FROM user_sessions WHERE id = ?1",
+                         -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
+    sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+}
+
+static void session_create_fn(sqlite3_context *ctx, int argc,
+                              sqlite3_value **argv) {
+  oauthdb_conn *conn = sqlite3_user_data(ctx);
+  const char *user_id = user_id_arg(ctx, argv[0], "session_create");
+  if (!user_id) return;
+  int64_t ttl = absolute_timeout(conn);
+  if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL) {
+    ttl = sqlite3_value_int64(argv[1]);
+    if (!is_integer(argv[1]) || ttl < 1 ||
+        ttl > SESSION_MAX_SECONDS) {
+      fn_error(ctx, "session_create: ttl must be a whole number of seconds "
+                    "from 1 to %d (400 days)", SESSION_MAX_SECONDS);
+      return;
+    }
+  }
+  int64_t now = session_now(conn);
+  if (now + ttl > SESSION_MAX_TIME) {
+    fn_error(ctx, "session_create: the session would expire after 9999");
+    return;
+  }
+  sqlite3_stmt *st = cached_stmt(ctx, conn, STMT_SESSION_INSERT,
+                                 session_insert_sql, "session_create");
+  if (!st) return;
+
+  unsigned char raw[TOKEN_BYTES];
+  char token[TOKEN_TEXT_LEN + 1];
+  unsigned char hash[crypto_hash_sha256_BYTES];
+  randombytes_buf(raw, sizeof raw);
+  sodium_bin2base64(token, sizeof token, raw, sizeof raw, TOKEN_VARIANT);
+  sodium_memzero(raw, sizeof raw);
+  crypto_hash_sha256(hash, (const unsigned char *)token, TOKEN_TEXT_LEN);
+
+  sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, hash, sizeof hash, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, now);
+  sqlite3_bind_int64(st, 4, now + ttl);
+  sqlite3_bind_int64(st, 5, idle_timeout(conn));
+  int rc = sqlite3_step(st);
+  char session_id[37] = "";
+  if (rc == SQLITE_ROW) {
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    if (id && sqlite3_column_bytes(st, 0) == 36) memcpy(session_id, id, 37);
+  }
+  int created = rc == SQLITE_ROW;
+  if (stmt_finish(ctx, conn, st, rc, "session_create") != SQLITE_OK) goto out;
+  if (!created) {
+    explain_no_user(ctx, conn, user_id);
+    goto out;
+  }
+
+  char *details = sqlite3_mprintf(
+      "{\"session_id\":\"%s\",\"expires_at\":%lld,\"idle_timeout\":%lld}",
+      session_id, (long long)(now + ttl), (long long)idle_timeout(conn));
+  rc = details ? audit_write(conn, "session.created", user_id, 1, NULL, details)
+               : SQLITE_NOMEM;
+  sqlite3_free(details);
+  if (rc != SQLITE_OK) {
+    /* No token leaves without its audit row: take the session back. */
+    char *why = sqlite3_mprintf("%s", rc == SQLITE_NOMEM
+                                          ? "out of memory"
+                                          : sqlite3_errmsg(conn->db));
+    undo_insert(conn, session_id);
+    fn_error(ctx, "session_create: cannot write the audit row (%s); no "
+                  "session was created", why ? why : "out of memory");
+    sqlite3_free(why);
+    goto out;
+  }
+  sqlite3_result_text(ctx, token, TOKEN_TEXT_LEN, SQLITE_TRANSIENT);
+
+out:
+  sodium_memzero(token, sizeof token);
+  sodium_memzero(hash, sizeof hash);
+}
+
+/* ---- session_valid(token) ---- */
+
+/*
+** The user id of the live session with this token hash, copied into
+** user_id[37]. Returns 1 if live, 0 if not, -1 on error (set on ctx).
+*/
+static int lookup_live(sqlite3_context *ctx, oauthdb_conn *conn,
+                       const unsigned char hash[32], char user_id[37],
+                       const char *fn) {
+  sqlite3_stmt *st = cached_stmt(ctx, conn, STMT_SESSION_VALID,
+                                 session_valid_sql, fn);
+  if (!st) return -1;
+  sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, session_now(conn));
+  int rc = sqlite3_step(st);
+  int live = 0;
+  if (rc == SQLITE_ROW) {
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    int n = sqlite3_column_bytes(st, 0);
+    /* users.id is CHECKed to 36 characters; anything else is not ours. */
+    if (id && n == 36) {
+      memcpy(user_id, id, 37);
+      live = 1;
+    }
+  }
+  /* Finish by hand: the statement yields one row, and this is the hot path. */
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    sqlite3_reset(st);
+    db_error(ctx, conn, fn);
+    live = -1;
+  } else {
+    sqlite3_reset(st);
+  }
+  /* Do not leave the cache pointing at the caller's stack. */
+  sqlite3_bind_null(st, 1);
+  return live;
+}
+
+static void session_valid_fn(sqlite3_context *ctx, int argc,
+                             sqlite3_value **argv) {
+  (void)argc;
+  unsigned char hash[crypto_hash_sha256_BYTES];
+  if (!token_hash_of(argv[0], hash)) return; /* NULL: not a session */
+  char user_id[37];
+  int live = lookup_live(ctx, sqlite3_user_data(ctx), hash, user_id,
+                         "session_valid");
+  sodium_memzero(hash, sizeof hash);
+  if (live == 1) sqlite3_result_text(ctx, user_id, 36, SQLITE_TRANSIENT);
+}
+
+/* ---- session_touch(token) ---- */
+
+static void session_touch_fn(sqlite3_context *ctx, int argc,
+                             sqlite3_value **argv) {
+  (void)argc;
+  oauthdb_conn *conn = sqlite3_user_data(ctx);
+  unsigned char hash[crypto_hash_sha256_BYTES];
+  if (!token_hash_of(argv[0], hash)) {
+    sqlite3_result_int(ctx, 0);
+    return;
+  }
+  sqlite3_stmt *st = cached_stmt(ctx, conn, STMT_SESSION_TOUCH,
+                                 session_touch_sql, "session_touch");
+  if (!st) goto out;
+  sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, session_now(conn));
+  int rc = sqlite3_step(st);
+  int renewed = rc == SQLITE_ROW;
+  if (stmt_finish(ctx, conn, st, rc, "session_touch") != SQLITE_OK) goto out;
+  if (!renewed) {
+    /*
+    ** Nothing written: the session is dead, or was already touched this
+    ** second. A read tells which, so a busy session costs one write a
+    ** second, not one a request.
+    */
+    char user_id[37];
+    int live = lookup_live(ctx, conn, hash, user_id, "session_touch");
+    if (live < 0) goto out;
+    renewed = live;
+  }
+  sqlite3_result_int(ctx, renewed);
+out:
+  sodium_memzero(hash, sizeof hash);
+}
+
+/* ---- session_revoke(token [, reason]) ---- */
+
+static void session_revoke_fn(sqlite3_context *ctx, int argc,
+                              sqlite3_value **argv) {
+  oauthdb_conn *conn = sqlite3_user_data(ctx);
+  const char *reason;
+  if (!reason_arg(ctx, argc, argv, 1, "logout", &reason, "session_revoke"))
+    return;
+  unsigned char hash[crypto_hash_sha256_BYTES];
+  if (!token_hash_of(argv[0], hash)) {
+    sqlite3_result_int(ctx, 0);
+    return;
+  }
+  sqlite3_stmt *st = cached_stmt(ctx, conn, STMT_SESSION_REVOKE,
+                                 session_revoke_sql, "session_revoke");
+  if (!st) goto out;
+  sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, session_now(conn));
+  sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  char session_id[37] = "", user_id[37] = "";
+  if (rc == SQLITE_ROW) {
+    const char *sid = (const char *)sqlite3_column_text(st, 0);
+    const char *uid = (const char *)sqlite3_column_text(st, 1);
+    if (sid && sqlite3_column_bytes(st, 0) == 36) memcpy(session_id, sid, 37);
+    if (uid && sqlite3_column_bytes(st, 1) == 36) memcpy(user_id, uid, 37);
+  }
+  int revoked = rc == SQLITE_ROW;
+  if (stmt_finish(ctx, conn, st, rc, "session_revoke") != SQLITE_OK) goto out;
+  if (revoked && audit_revoked(ctx, conn, "session_revoke", session_id,
+                               user_id, reason) != SQLITE_OK)
+    goto out;
+  sqlite3_result_int(ctx, revoked);
+out:
+  sodium_memzero(hash, sizeof hash);
+}
+
+/* ---- session_revoke_user(user_id [, reason]) ---- */
+
+static void session_revoke_user_fn(sqlite3_context *ctx, int argc,
+                                   sqlite3_value **argv) {
+  oauthdb_conn *conn = sqlite3_user_data(ctx);
+  const char *fn = "session_revoke_user";
+  const char *user_id = user_id_arg(ctx, argv[0], fn);
+  if (!user_id) return;
+  const char *reason;
+  if (!reason_arg(ctx, argc, argv, 1, "revoke_user", &reason, fn)) return;
+
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(conn->db, session_revoke_user_sql, -1, &st, NULL) !=
+      SQLITE_OK) {
+    db_error(ctx, conn, fn);
+    sqlite3_finalize(st);
+    return;
+  }
+  sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, session_now(conn));
+  sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+  /*
+  ** RETURNING: every row is updated by the first step, then the ids are
+  ** read one by one, each getting its own audit row as it comes.
+  */
+  sqlite3_int64 n = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *sid = (const char *)sqlite3_column_text(st, 0);
+    if (!sid) continue;
+    n++;
+    if (audit_revoked(ctx, conn, fn, sid, user_id, reason) != SQLITE_OK) {
+      sqlite3_finalize(st);
+      return;
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    db_error(ctx, conn, fn);
+    sqlite3_finalize(st);
+    return;
+  }
+  sqlite3_finalize(st);
+  sqlite3_result_int64(ctx, n);
+}
+
+/* ---- oauthdb_config(name [, value]) ---- */
+
+typedef struct config_setting {
+  const char *name;
+  int64_t max;                            /* values are 0 (default) .. max */
+  int64_t *(*field)(oauthdb_conn *);
+  int64_t (*effective)(const oauthdb_conn *);
+} config_setting;
+
+static int64_t *idle_field(oauthdb_conn *c) { return &c->session_idle_timeout; }
+static int64_t *absolute_field(oauthdb_conn *c) { return &c->session_absolute_timeout; }
+static int64_t *clock_field(oauthdb_conn *c) { return &c->clock_override; }
+
+static const config_setting config_settings[] = {
+    {"session_idle_timeout", SESSION_MAX_SECONDS, idle_field, idle_timeout},
+    {"session_absolute_timeout", SESSION_MAX_SECONDS, absolute_field,
+     absolute_timeout},
+    /* For tests: expiry without sleeping. 0 returns to the real clock. */
+    {"clock", SESSION_MAX_TIME, clock_field, session_now},
+};
+
+/*
+** oauthdb_config(name) reads a per-connection setting; oauthdb_config(name,
+** value) sets it. Both return the value in force afterwards: for a timeout
+** set to 0 that is its default, for the clock set to 0 the real time.
+*/
+static void oauthdb_config_fn(sqlite3_context *ctx, int argc,
+                              sqlite3_value **argv) {
+  oauthdb_conn *conn = sqlite3_user_data(ctx);
+  const char *name = (const char *)sqlite3_value_text(argv[0]);
+  const config_setting *s = NULL;
+  for (size_t i = 0; name && i < sizeof config_settings / sizeof *config_settings; i++)
+    if (strcmp(name, config_settings[i].name) == 0) s = &config_settings[i];
+  if (!s) {
+    fn_error(ctx, "oauthdb_config: unknown setting '%s' (known: "
+                  "session_idle_timeout, session_absolute_timeout, clock)",
+             name ? name : "NULL");
+    return;
+  }
+  if (argc > 1) {
+    int64_t v = sqlite3_value_int64(argv[1]);
+    if (!is_integer(argv[1]) || v < 0 || v > s->max) {
+      fn_error(ctx, "oauthdb_config: %s must be an integer from 0 (%s) to %lld",
+               s->name, s->field == clock_field ? "the real clock" : "the default",
+               (long long)s->max);
+      return;
+    }
+    *s->field(conn) = v;
+  }
+  sqlite3_result_int64(ctx, s->effective(conn));
+}
+
+static const oauthdb_function session_functions[] = {
+    {"session_create", 1, SQLITE_DIRECTONLY, session_create_fn},
+    {"session_create", 2, SQLITE_DIRECTONLY, session_create_fn},
+    {"session_valid", 1, SQLITE_DIRECTONLY, session_valid_fn},
+    {"session_touch", 1, SQLITE_DIRECTONLY, session_touch_fn},
+    {"session_revoke", 1, SQLITE_DIRECTONLY, session_revoke_fn},
+    {"session_revoke", 2, SQLITE_DIRECTONLY, session_revoke_fn},
+    {"session_revoke_user", 1, SQLITE_DIRECTONLY, session_revoke_user_fn},
+    {"session_revoke_user", 2, SQLITE_DIRECTONLY, session_revoke_user_fn},
+    {"oauthdb_config", 1, SQLITE_DIRECTONLY, oauthdb_config_fn},
+    {"oauthdb_config", 2, SQLITE_DIRECTONLY, oauthdb_config_fn},
+};
+
+int session_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
+  return conn_register_functions(
+      db, conn, session_functions,
+      (int)(sizeof session_functions / sizeof session_functions[0]), pzErr);
+}
