@@ -387,7 +387,8 @@ const keyring_key *keyring_primary(const keyring *kr) {
 
 unsigned char *keyring_scratch(keyring *pub, size_t n) {
   keyring_impl *kr = (keyring_impl *)pub;
-  if (n <= kr->scratch_len && !(kr->scratch_len > SCRATCH_KEEP && n <= SCRATCH_MIN))
+  if (kr->scratch && n <= kr->scratch_len &&
+      !(kr->scratch_len > SCRATCH_KEEP && n <= SCRATCH_MIN))
     return kr->scratch;
   /* Round up to whole pages, which also keeps sodium_malloc's pointer aligned. */
   size_t want = n < SCRATCH_MIN ? SCRATCH_MIN : (n + SCRATCH_MIN - 1) / SCRATCH_MIN * SCRATCH_MIN;
