@@ -22,6 +22,7 @@ test|bench)
   need libsqlite3-tcl sh -c 'echo "package require sqlite3" | tclsh'
   need postgresql     has_file /usr/lib/postgresql/15/bin/initdb
   need python3        has_file /usr/bin/python3
+  need python3-nacl   /usr/bin/python3 -c "import nacl.bindings"   # test/format_vectors.py
   need valgrind       command -v valgrind
   ;;
 esac
