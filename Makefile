@@ -69,7 +69,7 @@ $(BUILD)/oauthdb-export: $(EXPORT_SRC) $(CORE_OBJ) $(BUILD)/ext/postgres_migrati
 	$(CC) $(ALL_CFLAGS) -Itools -o $@ $(EXPORT_SRC) $(CORE_OBJ) $(BUILD)/ext/postgres_migrations.o -lpq -lsqlite3 -lsodium -lm
 
 $(BUILD)/oauthdb: $(TOOL_SRC) $(CORE_OBJ) $(EXT_HDR) $(wildcard tools/*.h)
-	$(CC) $(ALL_CFLAGS) -Itools -DOAUTHDB_EXTENSION='"$(abspath $(BUILD))/oauthdb.$(SO)"' -o $@ $(TOOL_SRC) $(CORE_OBJ) -lsqlite3 -lsodium -lm
+	$(CC) $(ALL_CFLAGS) -Itools -DOAUTHDB_PREFIX='"$(PREFIX)"' -o $@ $(TOOL_SRC) $(CORE_OBJ) -lsqlite3 -lsodium -lm
 
 $(BUILD)/ext $(BUILD)/core:
 	mkdir -p $@

@@ -1,0 +1,955 @@
+/*
+** oauthdb_tool_keys.c: `oauthdb keygen` and `oauthdb rotate`, and the
+** keyring file as the tool edits it.
+**
+**   $ oauthdb keygen ~/.config/oauthdb/keyring     # new keyring, one primary key
+**   $ oauthdb keygen                               # add an active key to $OAUTHDB_KEYRING
+**   $ oauthdb rotate app.db --batch 1000           # resumable after a crash or kill
+**
+** Writing a keyring. Key material only ever goes to disk through
+** keyfile_write: a temporary file in the keyring's own directory (mkstemp:
+** O_EXCL, mode 0600), fsync, checked by keyring_load (the very parser the
+** extension uses), then renamed over the keyring (or, for a new keyring,
+** link()ed to its name, which fails rather than clobber a file that
+** appeared meanwhile), then the directory is fsynced. So a keyring on disk
+** is always a whole, valid file in one state or the next, and a failure
+** removes the temporary file. Edits keep the user's comments and layout:
+** the file's text is edited in place (in locked memory), not regenerated.
+**
+** Writers take an exclusive flock() on the keyring's directory (the file
+** itself is replaced by each write, so its inode cannot carry the lock).
+** A second keygen or rotate fails at once instead of interleaving.
+**
+** Rotation is a state machine kept in the keyring file itself, so the
+** state and the keys change together in one atomic rename:
+**
+**   IDLE     primary P.
+**   RESEAL   primary N, P active, and a marker comment line
+**            "# oauthdb rotate: in progress from P to N since T ...".
+**            Values are resealed in batches (one transaction each) until
+**            none is under any key but N; a rerun continues here.
+**   IDLE     N primary, P retired, marker gone.
+**
+** IDLE -> RESEAL writes N before any value is sealed with it; RESEAL ->
+** IDLE happens only after a count shows no value left under another key,
+** and after the 'key.rotated' audit row is committed (a rerun that finds
+** that row does not write a second one). A kill at any instant leaves the
+** keyring in one of the two states and the database with every value under
+** P or N, both of which the RESEAL keyring opens. docs/OPERATIONS.md tells
+** the same story for users.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "keyring.h"
+#include "oauthdb_tool.h"
+
+#define KEY_HEX (2 * KEYRING_KEY_BYTES)
+#define MARKER_PREFIX "# oauthdb rotate: in progress from "
+/* Passes over the table before rotate concludes an application keeps
+** sealing under an old key (see reseal_all). */
+#define RESEAL_MAX_PASSES 5
+#define DEFAULT_BATCH 1000
+#define MAX_BATCH 1000000
+
+/* ---- the keyring file as text ------------------------------------------ */
+
+typedef struct keyline {
+  size_t status_off, status_len;  /* where the status word is in the text */
+  uint32_t id;
+  key_status status;
+} keyline;
+
+struct keyfile {
+  char *path;
+  unsigned char *text;  /* the file's bytes, sodium_malloc'd (locked) */
+  size_t len;
+  keyline *keys;        /* offsets and ids only: no secret, ordinary heap */
+  int n;
+  int has_marker;
+  size_t marker_off, marker_len;  /* the marker line, newline included */
+  uint32_t rot_old, rot_new;
+  sqlite3_int64 rot_started;
+};
+
+void keyfile_free(keyfile *kf) {
+  if (!kf) return;
+  sodium_free(kf->text);  /* zeroes the key text */
+  free(kf->keys);
+  free(kf->path);
+  free(kf);
+}
+
+int keyfile_count(const keyfile *kf) { return kf->n; }
+uint32_t keyfile_id(const keyfile *kf, int i) { return kf->keys[i].id; }
+const char *keyfile_status(const keyfile *kf, int i) {
+  return key_status_name(kf->keys[i].status);
+}
+
+int keyfile_rotation(const keyfile *kf, uint32_t *old_id, uint32_t *new_id,
+                     sqlite3_int64 *started) {
+  if (!kf->has_marker) return 0;
+  *old_id = kf->rot_old;
+  *new_id = kf->rot_new;
+  *started = kf->rot_started;
+  return 1;
+}
+
+static const keyline *keyfile_find(const keyfile *kf, uint32_t id) {
+  for (int i = 0; i < kf->n; i++)
+    if (kf->keys[i].id == id) return &kf->keys[i];
+  return NULL;
+}
+
+static uint32_t keyfile_primary(const keyfile *kf) {
+  for (int i = 0; i < kf->n; i++)
+    if (kf->keys[i].status == KEY_PRIMARY) return kf->keys[i].id;
+  return 0;  /* keyring_load guarantees one */
+}
+
+static int is_blank(unsigned char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+/* A field: a run of bytes up to a blank or '#' (as keyring.c reads it). */
+static size_t field(const unsigned char *text, size_t *pos, size_t eol, size_t *start) {
+  size_t p = *pos;
+  while (p < eol && is_blank(text[p])) p++;
+  *start = p;
+  while (p < eol && !is_blank(text[p]) && text[p] != '#') p++;
+  *pos = p;
+  return p - *start;
+}
+
+static int parse_marker(keyfile *kf, size_t off, size_t eol) {
+  char line[160];
+  size_t n = eol - off;
+  if (n >= sizeof line) return 0;
+  memcpy(line, kf->text + off, n);
+  line[n] = 0;
+  char old_hex[9], new_hex[9];
+  long long started;
+  if (sscanf(line, MARKER_PREFIX "%8[0-9a-f] to %8[0-9a-f] since %lld", old_hex,
+             new_hex, &started) != 3)
+    return 0;
+  kf->rot_old = (uint32_t)strtoul(old_hex, NULL, 16);
+  kf->rot_new = (uint32_t)strtoul(new_hex, NULL, 16);
+  kf->rot_started = started;
+  return 1;
+}
+
+/*
+** Find the key lines and the marker. keyring_load has already accepted the
+** file, so every non-comment line is "id key status [# comment]".
+*/
+static int keyfile_parse(keyfile *kf) {
+  int cap = 0;
+  for (size_t i = 0; i < kf->len; i++) cap += kf->text[i] == '\n';
+  kf->keys = calloc((size_t)cap + 1, sizeof *kf->keys);
+  if (!kf->keys) return -1;
+  size_t pos = 0;
+  while (pos < kf->len) {
+    const unsigned char *nl = memchr(kf->text + pos, '\n', kf->len - pos);
+    size_t eol = nl ? (size_t)(nl - kf->text) : kf->len;
+    size_t next = nl ? eol + 1 : kf->len;
+    size_t p = pos;
+    while (p < eol && is_blank(kf->text[p])) p++;
+    if (p == eol || kf->text[p] == '#') {
+      size_t plen = strlen(MARKER_PREFIX);
+      if (eol - pos >= plen && memcmp(kf->text + pos, MARKER_PREFIX, plen) == 0) {
+        if (kf->has_marker || !parse_marker(kf, pos, eol)) return -1;
+        kf->has_marker = 1;
+        kf->marker_off = pos;
+        kf->marker_len = next - pos;
+      }
+      pos = next;
+      continue;
+    }
+    size_t f_id, f_key, f_status;
+    p = pos;
+    size_t n_id = field(kf->text, &p, eol, &f_id);
+    field(kf->text, &p, eol, &f_key);
+    size_t n_status = field(kf->text, &p, eol, &f_status);
+    if (n_id != 8 || kf->n > cap) return -1;
+    char hex[9];
+    memcpy(hex, kf->text + f_id, 8);
+    hex[8] = 0;
+    keyline *k = &kf->keys[kf->n++];
+    k->id = (uint32_t)strtoul(hex, NULL, 16);
+    k->status_off = f_status;
+    k->status_len = n_status;
+    if (n_status == 7 && memcmp(kf->text + f_status, "primary", 7) == 0) k->status = KEY_PRIMARY;
+    else if (n_status == 6 && memcmp(kf->text + f_status, "active", 6) == 0) k->status = KEY_ACTIVE;
+    else if (n_status == 7 && memcmp(kf->text + f_status, "retired", 7) == 0) k->status = KEY_RETIRED;
+    else return -1;
+    pos = next;
+  }
+  return 0;
+}
+
+keyfile *keyfile_read(const char *path) {
+  char *err = NULL;
+  keyring *kr = keyring_load(path, &err);
+  if (!kr) {
+    tool_error("%s", err ? err : "out of memory loading the keyring");
+    free(err);
+    return NULL;
+  }
+  keyfile *kf = calloc(1, sizeof *kf);
+  int fd = -1;
+  struct stat st;
+  if (!kf || !(kf->path = strdup(path))) goto oom;
+  /* Read it again as text; keyring_load's checks were on this same path. */
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    tool_error("keyring %s: cannot read: %s", path, strerror(errno));
+    goto fail;
+  }
+  kf->text = sodium_malloc((size_t)st.st_size + 1);
+  if (!kf->text) goto oom;
+  while (kf->len < (size_t)st.st_size + 1) {
+    ssize_t got = read(fd, kf->text + kf->len, (size_t)st.st_size + 1 - kf->len);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    kf->len += (size_t)got;
+  }
+  close(fd);
+  fd = -1;
+  /* What we parsed must be what keyring_load parsed: same ids, same statuses. */
+  int same = keyfile_parse(kf) == 0 && kf->len <= (size_t)st.st_size && kf->n == kr->n_keys;
+  for (int i = 0; same && i < kf->n; i++)
+    same = kr->keys[i].id == kf->keys[i].id && kr->keys[i].status == kf->keys[i].status;
+  if (!same) {
+    tool_error("keyring %s: changed while being read, or has a malformed "
+               "'" MARKER_PREFIX "...' line; try again", path);
+    goto fail;
+  }
+  keyring_free(kr);
+  return kf;
+oom:
+  tool_error("out of memory");
+fail:
+  if (fd >= 0) close(fd);
+  keyring_free(kr);
+  keyfile_free(kf);
+  return NULL;
+}
+
+/*
+** New text for kf: each key in ids[] gets statuses[], the line ADD (key
+** material: locked memory, or NULL) is appended, and the marker line is
+** replaced by MARKER (NULL: removed). Returns a sodium_malloc'd buffer.
+*/
+static unsigned char *keyfile_render(const keyfile *kf, const uint32_t *ids,
+                                     const key_status *statuses, int n_changes,
+                                     const char *add, const char *marker,
+                                     size_t *out_len) {
+  size_t cap = kf->len + (size_t)kf->n + (add ? strlen(add) : 0) +
+               (marker ? strlen(marker) : 0) + 2;
+  unsigned char *out = sodium_malloc(cap);
+  if (!out) return NULL;
+  size_t o = 0;
+  if (marker) {
+    memcpy(out, marker, strlen(marker));
+    o = strlen(marker);
+  }
+  size_t pos = 0;
+  int next_key = 0;
+  while (pos < kf->len) {
+    /* Copy up to the next edit point: a status word, the marker, or the end. */
+    size_t stop = kf->len;
+    const keyline *k = NULL;
+    while (next_key < kf->n && kf->keys[next_key].status_off < pos) next_key++;
+    if (next_key < kf->n) {
+      k = &kf->keys[next_key];
+      stop = k->status_off;
+    }
+    int at_marker = kf->has_marker && kf->marker_off >= pos && kf->marker_off < stop;
+    if (at_marker) stop = kf->marker_off;
+    memcpy(out + o, kf->text + pos, stop - pos);
+    o += stop - pos;
+    pos = stop;
+    if (at_marker) {
+      pos += kf->marker_len;  /* dropped; a new one, if any, went on top */
+      continue;
+    }
+    if (!k) break;
+    const char *word = NULL;
+    for (int i = 0; i < n_changes; i++)
+      if (ids[i] == k->id) word = key_status_name(statuses[i]);
+    if (!word) word = key_status_name(k->status);
+    memcpy(out + o, word, strlen(word));
+    o += strlen(word);
+    pos += k->status_len;
+    next_key++;
+  }
+  if (add) {
+    if (o > 0 && out[o - 1] != '\n') out[o++] = '\n';
+    memcpy(out + o, add, strlen(add));
+    o += strlen(add);
+  }
+  *out_len = o;
+  return out;
+}
+
+/* ---- writing, locking ---------------------------------------------------- */
+
+/* Remove temporary files a killed writer left behind (we hold the lock). */
+static void remove_stale_temps(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+      char p[PATH_MAX];
+      if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < sizeof p) unlink(p);
+    }
+  }
+  closedir(d);
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/*
+** Replace (or, with create, create) the keyring at PATH with TEXT,
+** atomically; see the top of this file. Prints why on failure.
+*/
+static int keyfile_write(const char *path, const unsigned char *text, size_t len,
+                         int create) {
+  char dir[PATH_MAX], base[PATH_MAX], prefix[PATH_MAX], tmp[PATH_MAX];
+  char *c1 = strdup(path), *c2 = strdup(path);
+  if (!c1 || !c2) {
+    free(c1);
+    free(c2);
+    tool_error("out of memory");
+    return -1;
+  }
+  snprintf(dir, sizeof dir, "%s", dirname(c1));
+  snprintf(base, sizeof base, "%s", basename(c2));
+  free(c1);
+  free(c2);
+  if ((size_t)snprintf(prefix, sizeof prefix, ".%s.oauthdb-tmp-", base) >= sizeof prefix ||
+      (size_t)snprintf(tmp, sizeof tmp, "%s/%sXXXXXX", dir, prefix) >= sizeof tmp) {
+    tool_error("keyring path too long: %s", path);
+    return -1;
+  }
+  remove_stale_temps(dir, prefix);
+  int fd = mkstemp(tmp);  /* O_EXCL, mode 0600 */
+  if (fd < 0) {
+    tool_error("cannot create a temporary file in %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  const char *what = NULL;
+  if (fchmod(fd, 0600) != 0) what = "chmod";
+  else if (write_all(fd, text, len) != 0) what = "write";
+  else if (fsync(fd) != 0) what = "fsync";
+  int saved = errno;
+  if (close(fd) != 0 && !what) {
+    what = "close";
+    saved = errno;
+  }
+  if (what) {
+    tool_error("cannot %s %s: %s", what, tmp, strerror(saved));
+    unlink(tmp);
+    return -1;
+  }
+  /* The extension must accept what we are about to install. */
+  char *err = NULL;
+  keyring *check = keyring_load(tmp, &err);
+  if (!check) {
+    tool_error("refusing to write keyring %s: the new text does not load (%s)", path,
+               err ? err : "out of memory");
+    free(err);
+    unlink(tmp);
+    return -1;
+  }
+  keyring_free(check);
+  if (create) {
+    if (link(tmp, path) != 0) {
+      saved = errno;
+      unlink(tmp);
+      tool_error("cannot create %s: %s", path, strerror(saved));
+      return -1;
+    }
+    unlink(tmp);
+  } else if (rename(tmp, path) != 0) {
+    saved = errno;
+    unlink(tmp);
+    tool_error("cannot replace %s: %s", path, strerror(saved));
+    return -1;
+  }
+  if (tool_fsync_dir(path) != 0) {
+    tool_error("cannot fsync the directory of %s: %s", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/*
+** Lock the keyring's directory against other oauthdb writers. Returns the
+** fd (closing it releases the lock; so does death, even by SIGKILL).
+*/
+static int keyring_lock(const char *path) {
+  char *copy = strdup(path);
+  if (!copy) return -1;
+  int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    tool_error("cannot open the directory of %s: %s", path, strerror(errno));
+    free(copy);
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    tool_error("another oauthdb keygen or rotate is writing a keyring in %s; "
+               "wait for it to finish and try again", copy);
+    close(fd);
+    free(copy);
+    return -1;
+  }
+  free(copy);
+  return fd;
+}
+
+/* mkdir -p for the keyring's directory, mode 0700 for what it creates. */
+static int make_parent_dirs(const char *path) {
+  char buf[PATH_MAX];
+  if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf) return -1;
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  return 0;
+}
+
+/* ---- new keys ------------------------------------------------------------ */
+
+/* A random id not yet in kf (kf NULL: any). Ids are random so keyrings merge. */
+static uint32_t fresh_id(const keyfile *kf) {
+  uint32_t id;
+  do {
+    randombytes_buf(&id, sizeof id);
+  } while (kf && keyfile_find(kf, id));
+  return id;
+}
+
+/*
+** "<id>  <64 hex>  <status>\n" for a fresh random key, in locked memory
+** (sodium_free it). The key exists only there and in the file.
+*/
+static char *new_key_line(uint32_t id, key_status status) {
+  size_t cap = 8 + 2 + KEY_HEX + 2 + 8 + 2;
+  char *line = sodium_malloc(cap);
+  unsigned char *key = sodium_malloc(KEYRING_KEY_BYTES);
+  if (!line || !key) {
+    sodium_free(line);
+    sodium_free(key);
+    return NULL;
+  }
+  /* keyring.c refuses an all-zero key; randombytes never gives one in practice. */
+  do randombytes_buf(key, KEYRING_KEY_BYTES);
+  while (sodium_is_zero(key, KEYRING_KEY_BYTES));
+  char idhex[9];
+  snprintf(idhex, sizeof idhex, "%08x", (unsigned)id);
+  memcpy(line, idhex, 8);
+  memcpy(line + 8, "  ", 2);
+  sodium_bin2hex(line + 10, KEY_HEX + 1, key, KEYRING_KEY_BYTES);
+  snprintf(line + 10 + KEY_HEX, cap - 10 - KEY_HEX, "  %s\n", key_status_name(status));
+  sodium_free(key);
+  return line;
+}
+
+/* ---- keygen -------------------------------------------------------------- */
+
+static const char keygen_usage[] = "usage: oauthdb keygen [KEYRING]\n";
+static const char keygen_help[] =
+    "Create the keyring KEYRING (default $OAUTHDB_KEYRING) with one primary\n"
+    "key, or add an `active` key (opens, does not seal) to an existing one.\n"
+    "A key is 32 bytes from libsodium's randombytes_buf; its id is 8 random\n"
+    "hex digits, unique in the file. Only the id is printed, never the key.\n"
+    "The file is mode 0600 and written atomically (a temporary file in the\n"
+    "same directory, fsync, rename); missing directories are created 0700.\n"
+    "To make a new key primary and reseal every token, use oauthdb rotate.\n"
+    "Exit: 0 done, 1 failed, 2 usage.\n";
+
+static const struct option help_only[] = {
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int cmd_keygen(int argc, char **argv) {
+  int c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "h", help_only, NULL)) != -1) {
+    if (c == 'h') {
+      printf("%s\n%s", keygen_usage, keygen_help);
+      return EXIT_OK;
+    }
+    return tool_usage_error(keygen_usage, "unknown option %s", argv[optind - 1]);
+  }
+  if (argc - optind > 1) return tool_usage_error(keygen_usage, "expected at most one keyring path");
+  const char *path = argc - optind == 1 ? argv[optind] : getenv("OAUTHDB_KEYRING");
+  if (!path || !*path)
+    return tool_usage_error(keygen_usage, "no keyring: name one, or set OAUTHDB_KEYRING");
+
+  struct stat st;
+  int exists = lstat(path, &st) == 0;
+  if (!exists && errno != ENOENT) {
+    tool_error("cannot stat %s: %s", path, strerror(errno));
+    return EXIT_FAIL;
+  }
+  if (!exists && make_parent_dirs(path) != 0) {
+    tool_error("cannot create the directory of %s: %s", path, strerror(errno));
+    return EXIT_FAIL;
+  }
+  int lock = keyring_lock(path);
+  if (lock < 0) return EXIT_FAIL;
+
+  int rc = EXIT_FAIL;
+  keyfile *kf = NULL;
+  char *line = NULL;
+  unsigned char *text = NULL;
+  size_t len = 0;
+  uint32_t id;
+  if (!exists) {
+    id = fresh_id(NULL);
+    line = new_key_line(id, KEY_PRIMARY);
+    time_t now = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    char header[512];
+    int hn = snprintf(header, sizeof header,
+                      "# oauthdb keyring, created %s by oauthdb keygen.\n"
+                      "# key id  key (32 bytes, hex)  status (primary|active|retired)\n"
+                      "# Secret: keep it mode 0600, out of git and out of backups of the "
+                      "database.\n", date);
+    if (line) text = sodium_malloc((size_t)hn + strlen(line));
+    if (text) {
+      memcpy(text, header, (size_t)hn);
+      memcpy(text + hn, line, strlen(line));
+      len = (size_t)hn + strlen(line);
+      if (keyfile_write(path, text, len, 1) == 0) {
+        printf("created keyring %s: key %08x (primary)\n", path, (unsigned)id);
+        rc = EXIT_OK;
+      }
+    } else {
+      tool_error("out of memory");
+    }
+  } else if ((kf = keyfile_read(path)) != NULL) {
+    id = fresh_id(kf);
+    line = new_key_line(id, KEY_ACTIVE);
+    text = line ? keyfile_render(kf, NULL, NULL, 0, line, NULL, &len) : NULL;
+    if (!text) {
+      tool_error("out of memory");
+    } else if (keyfile_write(path, text, len, 0) == 0) {
+      printf("added key %08x (active) to %s\n", (unsigned)id, path);
+      rc = EXIT_OK;
+    }
+  }
+  sodium_free(text);
+  sodium_free(line);
+  keyfile_free(kf);
+  close(lock);
+  return rc;
+}
+
+/* ---- rotate -------------------------------------------------------------- */
+
+static const char rotate_usage[] =
+    "usage: oauthdb rotate DB [--keyring KEYRING] [--batch N]\n";
+static const char rotate_help[] =
+    "Rotate the keys of DB: add a key to the keyring and make it primary (the\n"
+    "old primary becomes active), reseal every access_token and refresh_token\n"
+    "of oauth_tokens under it in batches of N rows (default 1000), each batch\n"
+    "its own transaction, check that no value is left under the old key, record\n"
+    "'key.rotated' in auth_audit_log, and retire the old key.\n"
+    "Resumable: after a crash or kill at any point, run it again and it carries\n"
+    "on from where it was (docs/OPERATIONS.md, \"Rotation\"). Applications that\n"
+    "keep a connection open must reload the keyring (reopen, or SELECT\n"
+    "oauthdb_keyring(path)) to open values sealed under the new key.\n"
+    "  -k, --keyring KEYRING  default $OAUTHDB_KEYRING\n"
+    "  -b, --batch N          rows per transaction, 1 to 1000000\n"
+    "Exit: 0 done, 1 failed, 2 usage, 3 refused (not an oauthdb database, or a\n"
+    "keyring whose rotation marker does not match its keys).\n";
+
+/* Count values per key id, both sealed columns. */
+static const char key_counts_sql[] =
+    "SELECT token_key_id(v), count(*) FROM ("
+    "  SELECT access_token AS v FROM oauth_tokens"
+    "  UNION ALL SELECT refresh_token FROM oauth_tokens WHERE refresh_token IS NOT NULL"
+    ") GROUP BY 1 ORDER BY 1";
+
+/* A row needs resealing when either value is under a key other than ?1. */
+#define NEEDS_RESEAL                                                        \
+  "(token_key_id(access_token) <> ?1 OR"                                    \
+  " (refresh_token IS NOT NULL AND token_key_id(refresh_token) <> ?1))"
+
+static const char batch_end_sql[] =
+    "SELECT max(rowid) FROM (SELECT rowid FROM oauth_tokens WHERE rowid >= ?1"
+    " ORDER BY rowid LIMIT ?2)";
+
+/*
+** token_reseal returns a value already under the primary unchanged, but the
+** CASE spares it the open altogether. Associated data as DESIGN section 2.
+*/
+static const char reseal_batch_sql[] =
+    "UPDATE oauth_tokens SET"
+    " access_token = CASE WHEN token_key_id(access_token) <> ?1"
+    "   THEN token_reseal(access_token, 'oauth_tokens.access_token:' || id)"
+    "   ELSE access_token END,"
+    " refresh_token = CASE WHEN refresh_token IS NOT NULL AND token_key_id(refresh_token) <> ?1"
+    "   THEN token_reseal(refresh_token, 'oauth_tokens.refresh_token:' || id)"
+    "   ELSE refresh_token END"
+    " WHERE rowid BETWEEN ?2 AND ?3 AND " NEEDS_RESEAL;
+
+static const char remaining_sql[] =
+    "SELECT count(*) FROM oauth_tokens WHERE " NEEDS_RESEAL;
+
+static const char old_values_sql[] =
+    "SELECT count(*) FROM oauth_tokens WHERE token_key_id(access_token) = ?1"
+    " OR token_key_id(refresh_token) = ?1";
+
+/* Write the audit row unless a rerun already did, in one statement. */
+static const char audit_sql[] =
+    "INSERT INTO auth_audit_log(id, event, actor, success, details)"
+    " SELECT uuid7(), 'key.rotated', ?1, 1, json_object('old_key_id', ?2,"
+    "   'new_key_id', ?3, 'resealed_by_this_run', CAST(?4 AS INTEGER),"
+    "   'batches_by_this_run', CAST(?5 AS INTEGER), 'keyring', ?6)"
+    " WHERE NOT EXISTS (SELECT 1 FROM auth_audit_log WHERE event = 'key.rotated'"
+    "   AND created_at >= CAST(?7 AS INTEGER) AND json_extract(details, '$.new_key_id') = ?3)";
+
+typedef struct rotation {
+  sqlite3 *db;
+  const char *db_path;
+  const char *keyring_path;
+  char old_hex[9], new_hex[9];
+  sqlite3_int64 started;
+  sqlite3_int64 batch;
+  sqlite3_int64 resealed, batches;
+  int progress;  /* stderr is a terminal */
+} rotation;
+
+static int step_done(sqlite3 *db, sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) tool_error("%s", sqlite3_errmsg(db));
+  return rc;
+}
+
+/*
+** Check every key id the database uses against the keyring: a value under
+** a key the keyring lacks or has retired could not be resealed. *todo gets
+** the number of values not under NEW_HEX (all of them when NULL): the work
+** left, for the progress line.
+*/
+static int check_key_ids(rotation *r, const keyfile *kf, const char *new_hex,
+                         sqlite3_int64 *todo) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(r->db, key_counts_sql, -1, &st, NULL);
+  *todo = 0;
+  if (rc != SQLITE_OK) {
+    tool_error("%s", sqlite3_errmsg(r->db));
+    return EXIT_FAIL;
+  }
+  int result = EXIT_OK;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *hex = (const char *)sqlite3_column_text(st, 0);
+    sqlite3_int64 n = sqlite3_column_int64(st, 1);
+    if (!hex) continue;
+    if (!new_hex || strcmp(hex, new_hex) != 0) *todo += n;
+    const keyline *k = keyfile_find(kf, (uint32_t)strtoul(hex, NULL, 16));
+    if (!k || k->status == KEY_RETIRED) {
+      tool_error("%lld values in %s are sealed under key %s, which keyring %s %s; "
+                 "they cannot be resealed. Nothing was changed.",
+                 (long long)n, r->db_path, hex, r->keyring_path,
+                 k ? "has retired (mark it active to reseal them)" : "does not hold");
+      result = EXIT_FAIL;
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    tool_error("%s", sqlite3_errmsg(r->db));
+    result = EXIT_FAIL;
+  }
+  sqlite3_finalize(st);
+  return result;
+}
+
+/* One pass over the table by rowid ranges, a transaction per batch. */
+static int reseal_pass(rotation *r, sqlite3_int64 todo) {
+  sqlite3_stmt *end_st = NULL, *upd = NULL;
+  int rc = sqlite3_prepare_v2(r->db, batch_end_sql, -1, &end_st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(r->db, reseal_batch_sql, -1, &upd, NULL);
+  if (rc != SQLITE_OK) {
+    tool_error("%s", sqlite3_errmsg(r->db));
+    sqlite3_finalize(end_st);
+    return -1;
+  }
+  sqlite3_int64 lo = INT64_MIN;
+  int result = 0;
+  for (;;) {
+    /* IMMEDIATE: take the write lock first, so the batch never has to upgrade. */
+    if (tool_exec(r->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
+      result = -1;
+      break;
+    }
+    sqlite3_bind_int64(end_st, 1, lo);
+    sqlite3_bind_int64(end_st, 2, r->batch);
+    rc = step_done(r->db, end_st);
+    int empty = rc != SQLITE_ROW || sqlite3_column_type(end_st, 0) == SQLITE_NULL;
+    sqlite3_int64 hi = empty ? 0 : sqlite3_column_int64(end_st, 0);
+    sqlite3_reset(end_st);
+    if (rc != SQLITE_ROW) {
+      result = -1;
+    } else if (!empty) {
+      sqlite3_bind_text(upd, 1, r->new_hex, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(upd, 2, lo);
+      sqlite3_bind_int64(upd, 3, hi);
+      if (step_done(r->db, upd) != SQLITE_DONE) result = -1;
+      sqlite3_reset(upd);
+      if (result == 0) r->resealed += sqlite3_changes64(r->db);
+    }
+    if (result != 0) {
+      sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+      break;
+    }
+    if (tool_exec(r->db, "COMMIT") != SQLITE_OK) {
+      sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+      result = -1;
+      break;
+    }
+    if (empty) break;
+    r->batches++;
+    if (r->progress)
+      fprintf(stderr, "\roauthdb rotate: resealed %lld of about %lld rows",
+              (long long)r->resealed, (long long)todo);
+    if (hi == INT64_MAX) break;
+    lo = hi + 1;
+  }
+  if (r->progress) fputc('\n', stderr);
+  sqlite3_finalize(end_st);
+  sqlite3_finalize(upd);
+  return result;
+}
+
+static int count_bound(rotation *r, const char *sql, const char *hex, sqlite3_int64 *n) {
+  return tool_query_int(r->db, n, sql, hex, (char *)NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/*
+** Passes until nothing is left under another key. A second pass finds only
+** rows an application wrote meanwhile with a keyring loaded before the
+** rotation; if they keep coming, give up and say so.
+*/
+static int reseal_all(rotation *r, sqlite3_int64 todo) {
+  sqlite3_int64 left = todo;
+  for (int pass = 0; pass < RESEAL_MAX_PASSES; pass++) {
+    if (reseal_pass(r, left) != 0) return -1;
+    if (count_bound(r, remaining_sql, r->new_hex, &left) != 0) return -1;
+    if (left == 0) return 0;
+  }
+  tool_error("%lld values are still under other keys after %d passes: an application "
+             "keeps sealing with a keyring loaded before the rotation. Make it reload "
+             "(reopen its connections, or SELECT oauthdb_keyring(path)) and run "
+             "oauthdb rotate again; it will carry on.",
+             (long long)left, RESEAL_MAX_PASSES);
+  return -1;
+}
+
+/* The marker line for a rotation from OLD to NEW, started at T. */
+static void marker_line(char *out, size_t n, const char *old_hex, const char *new_hex,
+                        sqlite3_int64 t) {
+  snprintf(out, n,
+           MARKER_PREFIX "%s to %s since %lld; run oauthdb rotate to finish. "
+           "Do not edit.\n", old_hex, new_hex, (long long)t);
+}
+
+/* IDLE -> RESEAL: new primary N, P active, the marker. */
+static int start_rotation(rotation *r, keyfile *kf) {
+  uint32_t old_id = keyfile_primary(kf), new_id = fresh_id(kf);
+  snprintf(r->old_hex, sizeof r->old_hex, "%08x", (unsigned)old_id);
+  snprintf(r->new_hex, sizeof r->new_hex, "%08x", (unsigned)new_id);
+  r->started = (sqlite3_int64)time(NULL);
+  char marker[256];
+  marker_line(marker, sizeof marker, r->old_hex, r->new_hex, r->started);
+  char *line = new_key_line(new_id, KEY_PRIMARY);
+  uint32_t ids[1] = {old_id};
+  key_status statuses[1] = {KEY_ACTIVE};
+  size_t len = 0;
+  unsigned char *text = line ? keyfile_render(kf, ids, statuses, 1, line, marker, &len) : NULL;
+  int rc = -1;
+  if (!text) tool_error("out of memory");
+  else rc = keyfile_write(r->keyring_path, text, len, 0);
+  sodium_free(text);
+  sodium_free(line);
+  if (rc == 0)
+    fprintf(stderr, "oauthdb rotate: new primary key %s in %s; %s is active until "
+                    "every value is resealed\n", r->new_hex, r->keyring_path, r->old_hex);
+  return rc;
+}
+
+/* RESEAL -> IDLE: retire P, drop the marker. */
+static int finish_rotation(rotation *r, keyfile *kf) {
+  uint32_t ids[1] = {(uint32_t)strtoul(r->old_hex, NULL, 16)};
+  key_status statuses[1] = {KEY_RETIRED};
+  size_t len = 0;
+  unsigned char *text = keyfile_render(kf, ids, statuses, 1, NULL, NULL, &len);
+  if (!text) {
+    tool_error("out of memory");
+    return -1;
+  }
+  int rc = keyfile_write(r->keyring_path, text, len, 0);
+  sodium_free(text);
+  return rc;
+}
+
+static int rotate_db(rotation *r) {
+  int rc = EXIT_FAIL;
+  keyfile *kf = keyfile_read(r->keyring_path);
+  if (!kf) return EXIT_FAIL;
+
+  uint32_t old_id, new_id;
+  sqlite3_int64 todo = 0;
+  if (!keyfile_rotation(kf, &old_id, &new_id, &r->started)) {
+    /* IDLE: check before touching anything, then write the new key first. */
+    if (check_key_ids(r, kf, NULL, &todo) != EXIT_OK) goto done;
+    if (start_rotation(r, kf) != 0) goto done;
+    keyfile_free(kf);
+    if (!(kf = keyfile_read(r->keyring_path))) return EXIT_FAIL;
+  } else {
+    snprintf(r->old_hex, sizeof r->old_hex, "%08x", (unsigned)old_id);
+    snprintf(r->new_hex, sizeof r->new_hex, "%08x", (unsigned)new_id);
+    const keyline *o = keyfile_find(kf, old_id), *n = keyfile_find(kf, new_id);
+    if (!n || n->status != KEY_PRIMARY || !o || o->status != KEY_ACTIVE) {
+      tool_error("keyring %s says a rotation from %s to %s is in progress, but %s; "
+                 "restore that state by hand (or remove the marker line if the rotation "
+                 "is abandoned) and run again",
+                 r->keyring_path, r->old_hex, r->new_hex,
+                 !n ? "the new key is missing"
+                 : n->status != KEY_PRIMARY ? "the new key is not primary"
+                 : !o ? "the old key is missing" : "the old key is not active");
+      rc = EXIT_REFUSED;
+      goto done;
+    }
+    fprintf(stderr, "oauthdb rotate: resuming the rotation from %s to %s\n",
+            r->old_hex, r->new_hex);
+    if (check_key_ids(r, kf, r->new_hex, &todo) != EXIT_OK) goto done;
+  }
+
+  /* The connection opens and seals with the keyring as it is now on disk. */
+  char *nkeys = NULL;
+  if (tool_query_text(r->db, &nkeys, "SELECT oauthdb_keyring(?1)", r->keyring_path,
+                      (char *)NULL) != SQLITE_OK)
+    goto done;
+  free(nkeys);
+  if (reseal_all(r, todo) != 0) goto done;
+
+  /*
+  ** Nothing may be left under the old key; the audit row commits before the
+  ** keyring says "retired", so a kill in between is found by the rerun.
+  */
+  sqlite3_int64 old_left = 0;
+  if (count_bound(r, old_values_sql, r->old_hex, &old_left) != 0) goto done;
+  if (old_left != 0) {
+    tool_error("%lld values are still under the old key %s; run oauthdb rotate again",
+               (long long)old_left, r->old_hex);
+    goto done;
+  }
+  char resealed[32], batches[32], started[32];
+  snprintf(resealed, sizeof resealed, "%lld", (long long)r->resealed);
+  snprintf(batches, sizeof batches, "%lld", (long long)r->batches);
+  snprintf(started, sizeof started, "%lld", (long long)(r->started - 1));
+  char actor[300];
+  snprintf(actor, sizeof actor, "oauthdb rotate (%s)", tool_user_name());
+  sqlite3_int64 ignored;
+  if (tool_query_int(r->db, &ignored, audit_sql, actor, r->old_hex, r->new_hex, resealed,
+                     batches, r->keyring_path, started, (char *)NULL) != SQLITE_OK)
+    goto done;
+  if (finish_rotation(r, kf) != 0) goto done;
+  printf("rotated %s: key %s is primary, %s retired; resealed %lld rows in %lld "
+         "batches\n", r->db_path, r->new_hex, r->old_hex, (long long)r->resealed,
+         (long long)r->batches);
+  rc = EXIT_OK;
+done:
+  keyfile_free(kf);
+  return rc;
+}
+
+int cmd_rotate(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"help", no_argument, NULL, 'h'},
+      {"keyring", required_argument, NULL, 'k'},
+      {"batch", required_argument, NULL, 'b'},
+      {NULL, 0, NULL, 0},
+  };
+  rotation r;
+  memset(&r, 0, sizeof r);
+  r.batch = DEFAULT_BATCH;
+  r.keyring_path = getenv("OAUTHDB_KEYRING");
+  int c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "hk:b:", opts, NULL)) != -1) {
+    char *end = NULL;
+    switch (c) {
+      case 'h':
+        printf("%s\n%s", rotate_usage, rotate_help);
+        return EXIT_OK;
+      case 'k':
+        r.keyring_path = optarg;
+        break;
+      case 'b':
+        errno = 0;
+        r.batch = strtoll(optarg, &end, 10);
+        if (errno || end == optarg || *end || r.batch < 1 || r.batch > MAX_BATCH)
+          return tool_usage_error(rotate_usage, "--batch wants a number from 1 to %d, got '%s'",
+                                  MAX_BATCH, optarg);
+        break;
+      default:
+        if (optopt == 'k' || optopt == 'b')
+          return tool_usage_error(rotate_usage, "%s needs a value", argv[optind - 1]);
+        return tool_usage_error(rotate_usage, "unknown option %s", argv[optind - 1]);
+    }
+  }
+  if (argc - optind != 1) return tool_usage_error(rotate_usage, "expected one database path");
+  if (!r.keyring_path || !*r.keyring_path)
+    return tool_usage_error(rotate_usage, "no keyring: pass --keyring or set OAUTHDB_KEYRING");
+  r.db_path = argv[optind];
+  r.progress = isatty(STDERR_FILENO);
+
+  int lock = keyring_lock(r.keyring_path);
+  if (lock < 0) return EXIT_FAIL;
+  int rc = EXIT_FAIL;
+  r.db = tool_open(r.db_path, SQLITE_OPEN_READWRITE);
+  if (r.db) {
+    sqlite3_int64 has_tokens = 0;
+    if (tool_is_oauthdb(r.db) != 1 ||
+        tool_query_int(r.db, &has_tokens,
+                       "SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
+                       "AND name = 'oauth_tokens'", (char *)NULL) != SQLITE_OK ||
+        !has_tokens) {
+      tool_error("%s is not a migrated oauthdb database (no oauth_tokens table)", r.db_path);
+      rc = EXIT_REFUSED;
+    } else {
+      rc = rotate_db(&r);
+    }
+  }
+  tool_close(r.db);
+  close(lock);
+  return rc;
+}
