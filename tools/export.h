@@ -1,0 +1,226 @@
+/*
+** export.h: what the parts of oauthdb-export share.
+**
+**   export_main.c      options, the run from start to end, report, progress
+**   export_source.c    the dev database: read-only, one read transaction
+**   export_schema.c    the target: connection, migrations, catalog, FK order
+**   export_validate.c  row checks before anything is sent
+**   export_json.c      JSON that PostgreSQL's jsonb accepts, and its text form
+**   export_copy.c      binary COPY encoding, streamed from sqlite3_step
+**   export_upsert.c    staging tables, upsert, counts, reseal reconciliation
+**   export_secrets.c   --secrets=keep|reseal|omit
+**   export_verify.c    per-table row count and content digest on both sides
+**
+** docs/EXPORT.md describes the program for its users.
+*/
+#ifndef OAUTHDB_EXPORT_H
+#define OAUTHDB_EXPORT_H
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "keyring.h"
+
+/* Exit codes (sysexits.h values, documented in --help and docs/EXPORT.md). */
+enum {
+  EXIT_OK = 0,
+  EXIT_USAGE = 64,      /* bad options; also: sealed values and no --secrets */
+  EXIT_DATAERR = 65,    /* a source row is invalid (or the target refused one) */
+  EXIT_NOINPUT = 66,    /* the source database cannot be opened or read */
+  EXIT_TARGET = 69,     /* the target: connection, schema, server errors */
+  EXIT_VERIFY = 70      /* --verify found a difference; nothing committed */
+};
+
+typedef enum secrets_mode {
+  SECRETS_UNSET = 0,
+  SECRETS_KEEP,         /* sealed values copied as they are */
+  SECRETS_RESEAL,       /* opened with the dev keyring, sealed for production */
+  SECRETS_OMIT          /* sealed columns left out; rows needing them skipped */
+} secrets_mode;
+
+/* PostgreSQL column types the exporter encodes (from the target catalog). */
+typedef enum pg_kind {
+  PGK_UUID,
+  PGK_TEXT,             /* text, varchar */
+  PGK_JSON,
+  PGK_JSONB,
+  PGK_TIMESTAMPTZ,
+  PGK_TIMESTAMP,
+  PGK_BOOL,
+  PGK_INT2,
+  PGK_INT4,
+  PGK_INT8,
+  PGK_BYTEA
+} pg_kind;
+
+typedef struct ex_column {
+  char *name;
+  char *pg_type;        /* format_type() text, for the staging table */
+  pg_kind kind;
+  int not_null;
+  int sealed;           /* holds sealed values (DESIGN section 2) */
+  int sent;             /* part of the COPY (sealed columns under omit: not) */
+} ex_column;
+
+typedef struct ex_fk {  /* one column of a foreign key, as PostgreSQL has it */
+  int col;              /* index into the child's cols */
+  int parent;           /* index into exporter.tables */
+  char *parent_col;
+} ex_fk;
+
+typedef struct ex_counts {
+  int64_t read, inserted, updated, unchanged, skipped;
+} ex_counts;
+
+typedef struct ex_table {
+  char *name;
+  int n_cols;
+  ex_column *cols;      /* target columns the source also has, target order */
+  int id_col;           /* index of "id", the upsert's conflict key */
+  int n_src_cols;
+  char **src_cols;      /* the source's column names (source_plan) */
+  int n_fks;
+  ex_fk *fks;
+  int has_sealed;
+  int64_t n_source;     /* count(*) in the source snapshot (progress) */
+  int direct;           /* target was empty: COPY straight into the table */
+  ex_counts counts;
+  /* --verify: the source side's digest (export_verify.c) */
+  int64_t digest_rows;
+  __int128 digest_sum;
+} ex_table;
+
+/* One invalid-row finding, kept (up to a cap) for the --json report. */
+typedef struct ex_finding {
+  char *table, *id, *column, *reason;
+} ex_finding;
+
+typedef struct exporter {
+  /* options */
+  const char *source_path;
+  const char *conninfo;          /* NULL: PG* environment */
+  int dry_run, verify, json, all_errors;
+  int progress;                  /* 1: draw the bar on stderr */
+  secrets_mode secrets;
+  const char *source_keyring_path, *target_keyring_path;
+
+  sqlite3 *src;
+  PGconn *pg;
+  char *target_desc;             /* "host=... dbname=..." never a password */
+  keyring *dev_kr, *prod_kr;
+
+  int n_tables;
+  ex_table *tables;              /* in foreign-key order once planned */
+
+  int source_version;
+  int target_version_before;
+  int64_t sealed_values;         /* sealed values in the source */
+  int64_t resealed, reseal_kept; /* reseal: newly sealed / production kept */
+
+  /* findings */
+  int64_t n_invalid;
+  int n_findings;
+  ex_finding *findings;
+  int exit_code;                 /* first failure's code */
+  char *failure;                 /* its message, for --json */
+  int verified;                  /* --verify passed */
+  int committed;
+
+  /* progress */
+  int64_t progress_total, progress_done;
+  double progress_last;
+  const char *progress_phase;
+  const char *progress_table;
+} exporter;
+
+/* export_main.c: messages. ex_fail prints "oauthdb-export: ..." once per
+** failure, records the exit code of the first and returns -1. */
+int ex_fail(exporter *ex, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ex_note(exporter *ex, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A malloc'd printf; exits on out-of-memory (there is nothing to save). */
+char *ex_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void *ex_xmalloc(size_t n);
+void *ex_xrealloc(void *p, size_t n);
+char *ex_xstrdup(const char *s);
+void progress_step(exporter *ex, int64_t rows);
+void progress_begin(exporter *ex, const char *phase, const char *table);
+void progress_end(exporter *ex);
+
+/* export_source.c */
+int source_open(exporter *ex);
+int source_plan(exporter *ex);          /* tables, columns, counts */
+int source_sealed_count(exporter *ex);
+void source_close(exporter *ex);
+/* "SELECT <sent columns> FROM table" (plus extras), for passes over rows. */
+char *source_select_sql(const ex_table *t, int with_json_valid);
+
+/* export_schema.c */
+int target_connect(exporter *ex);
+int target_begin(exporter *ex);
+int target_migrate(exporter *ex);
+int target_catalog(exporter *ex);       /* column types, FKs, FK order */
+void target_close(exporter *ex);
+/* Run SQL expecting PGRES_COMMAND_OK or TUPLES_OK; on error ex_fail. The
+** result is returned (caller PQclear) or NULL on failure. */
+PGresult *pg_exec(exporter *ex, const char *what, const char *sql);
+PGresult *pg_exec_params(exporter *ex, const char *what, const char *sql,
+                         int n, const char *const *values);
+int pg_fail(exporter *ex, const char *what, const PGresult *res);
+/* SQL identifier quoting (malloc'd). */
+char *pg_ident(const char *name);
+
+/* export_validate.c */
+int validate_source(exporter *ex);
+int utf8_check(const unsigned char *s, size_t n, size_t *bad_at);
+int uuid_check(const unsigned char *s, size_t n);
+#define TS_MAX_SECONDS INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
+void ex_invalid(exporter *ex, const ex_table *t, const char *id,
+                const char *column, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* export_json.c: JSON text already accepted by json_valid(). */
+/* NULL if PostgreSQL's jsonb would take it, else a fixed reason. */
+const char *json_pg_problem(const char *s, size_t n);
+/* jsonb's text output (jsonb::text) of s, appended to *buf (ex_xrealloc'd).
+** Returns 0, or -1 if s is not JSON jsonb accepts. */
+int json_canonical(const char *s, size_t n, char **buf, size_t *len,
+                   size_t *cap);
+
+/* export_secrets.c */
+int export_is_sealed(const char *table, const char *column);
+int secrets_prepare(exporter *ex);      /* decide and load keyrings */
+/* Check one sealed value (pass 1). Returns NULL or a reason. */
+const char *secrets_check(exporter *ex, const ex_table *t, const ex_column *c,
+                          const char *id, const unsigned char *v, size_t n);
+/* The bytes to send for a sealed value: keep copies, reseal re-seals into
+** *out (ex_xrealloc'd). Returns the length, or -1 after ex_fail. */
+int64_t secrets_transform(exporter *ex, const ex_table *t, const ex_column *c,
+                          const char *id, const unsigned char *v, size_t n,
+                          unsigned char **out, size_t *cap);
+/* reseal: where production already holds a value with the same plaintext,
+** keep production's ciphertext so that a rerun changes nothing. */
+int secrets_reconcile(exporter *ex, const ex_table *t, const char *stage);
+void secrets_free(exporter *ex);
+const char *secrets_mode_name(secrets_mode m);
+
+/* export_copy.c */
+/* COPY the table's rows into dest; *rows gets the count the target took. */
+int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows);
+
+/* export_upsert.c */
+int load_tables(exporter *ex);
+
+/* export_verify.c */
+/* Add the current row of st (a pass-2 statement) to t's source digest. */
+int verify_add_row(exporter *ex, ex_table *t, sqlite3_stmt *st);
+int verify_table(exporter *ex, ex_table *t, const char *stage);
+/* The column list rendering digested on the PostgreSQL side (malloc'd). */
+char *verify_pg_digest_expr(const exporter *ex, const ex_table *t,
+                            const char *alias);
+int verify_included(const exporter *ex, const ex_column *c);
+
+#endif /* OAUTHDB_EXPORT_H */

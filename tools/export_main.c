@@ -1,0 +1,464 @@
+/*
+** export_main.c: oauthdb-export, promote a dev database into PostgreSQL.
+**
+**   oauthdb-export --secrets=keep dev.db 'host=db.internal dbname=app'
+**   oauthdb-export --dry-run --verify --json --secrets=omit dev.db
+**
+** The run, in order (DESIGN.md section 6, docs/EXPORT.md):
+**   1. open the source read-only and start one read transaction, so every
+**      table comes from the same snapshot while the app keeps writing;
+**   2. decide what happens to sealed values (no default: see secrets.c);
+**   3. connect, BEGIN, take the exporter's advisory lock, bring the target
+**      schema to the source's migration version (or refuse);
+**   4. check every source row (pass 1); a bad row stops the run before any
+**      row is sent;
+**   5. stream every table with binary COPY into staging tables and upsert
+**      in foreign-key order (pass 2); count inserted/updated/unchanged;
+**   6. --verify: compare row counts and content digests on both sides;
+**   7. COMMIT, or ROLLBACK for --dry-run or any failure; report.
+**
+** Messages go to stderr and never contain a password, a key, a token or
+** the connection string itself: the target is named by host and dbname.
+*/
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "export.h"
+
+#define EXPORT_VERSION "0.1.0"
+#define MAX_FINDINGS 100   /* kept for --json; stderr gets all of them */
+
+static void usage(FILE *f) {
+  fputs(
+      "usage: oauthdb-export [OPTIONS] SOURCE.db [CONNINFO]\n"
+      "\n"
+      "Promote an oauthdb dev database (SQLite) into PostgreSQL: bring the\n"
+      "target schema to the source's migration version, check every row,\n"
+      "then upsert everything in one transaction. Rows are never deleted.\n"
+      "\n"
+      "CONNINFO is a libpq connection string or URI; without it the PG*\n"
+      "environment variables apply. A password is refused on the command\n"
+      "line: use ~/.pgpass, PGPASSFILE or PGPASSWORD.\n"
+      "\n"
+      "  --secrets=keep         copy sealed token values as they are\n"
+      "  --secrets=reseal       open with the dev keyring, seal with the\n"
+      "                         production keyring's primary key\n"
+      "  --secrets=omit         leave sealed columns out; token rows not\n"
+      "                         already in production are skipped\n"
+      "      (required when the source holds sealed values)\n"
+      "  --source-keyring=FILE  dev keyring for reseal (default $OAUTHDB_KEYRING)\n"
+      "  --target-keyring=FILE  production keyring for reseal\n"
+      "  -n, --dry-run          do everything, then roll back\n"
+      "  --verify               compare row counts and content digests of\n"
+      "                         both sides before COMMIT\n"
+      "  --all-errors           report every invalid row, not just the first\n"
+      "  --json                 the report as JSON on stdout\n"
+      "  --progress=WHEN        auto (stderr is a terminal), always, never\n"
+      "  -h, --help             this text\n"
+      "  -V, --version          the version\n"
+      "\n"
+      "Exit status: 0 done; 64 usage (or sealed values without --secrets);\n"
+      "65 invalid data; 66 source problem; 69 target problem;\n"
+      "70 verification failed. Nothing is committed unless the status is 0.\n"
+      "See docs/EXPORT.md.\n",
+      f);
+}
+
+/* ---- messages --------------------------------------------------------- */
+
+void *ex_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) {
+    fputs("oauthdb-export: out of memory\n", stderr);
+    exit(EXIT_TARGET);
+  }
+  return p;
+}
+
+void *ex_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) {
+    fputs("oauthdb-export: out of memory\n", stderr);
+    exit(EXIT_TARGET);
+  }
+  return q;
+}
+
+char *ex_xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  return memcpy(ex_xmalloc(n), s, n);
+}
+
+static char *vprintf_dup(const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  char *s = ex_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+  vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+  return s;
+}
+
+char *ex_strdup_printf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = vprintf_dup(fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+/* The progress line shares stderr: wipe it before a message. */
+static void progress_clear(exporter *ex) {
+  if (ex->progress && ex->progress_phase) fputs("\r\033[K", stderr);
+}
+
+int ex_fail(exporter *ex, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = vprintf_dup(fmt, ap);
+  va_end(ap);
+  progress_clear(ex);
+  fprintf(stderr, "oauthdb-export: %s\n", msg);
+  if (!ex->exit_code) {
+    ex->exit_code = code;
+    ex->failure = msg;
+  } else {
+    free(msg);
+  }
+  return -1;
+}
+
+void ex_note(exporter *ex, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = vprintf_dup(fmt, ap);
+  va_end(ap);
+  progress_clear(ex);
+  fprintf(stderr, "oauthdb-export: %s\n", msg);
+  free(msg);
+}
+
+void ex_invalid(exporter *ex, const ex_table *t, const char *id,
+                const char *column, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *reason = vprintf_dup(fmt, ap);
+  va_end(ap);
+  ex->n_invalid++;
+  progress_clear(ex);
+  fprintf(stderr, "oauthdb-export: invalid row: %s id=%s column %s: %s\n",
+          t->name, id, column, reason);
+  if (ex->n_findings < MAX_FINDINGS) {
+    ex->findings = ex_xrealloc(ex->findings,
+                               sizeof *ex->findings * (size_t)(ex->n_findings + 1));
+    ex_finding *f = &ex->findings[ex->n_findings++];
+    f->table = ex_xstrdup(t->name);
+    f->id = ex_xstrdup(id);
+    f->column = ex_xstrdup(column);
+    f->reason = reason;
+  } else {
+    free(reason);
+  }
+}
+
+/* ---- progress --------------------------------------------------------- */
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void progress_draw(exporter *ex) {
+  int64_t total = ex->progress_total > 0 ? ex->progress_total : 1;
+  int64_t done = ex->progress_done > total ? total : ex->progress_done;
+  int width = 30, filled = (int)(done * width / total);
+  char bar[31];
+  for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '-';
+  bar[width] = 0;
+  fprintf(stderr, "\r\033[K%-9s %-18s [%s] %3d%% %lld/%lld rows",
+          ex->progress_phase, ex->progress_table ? ex->progress_table : "",
+          bar, (int)(done * 100 / total), (long long)done, (long long)total);
+  fflush(stderr);
+}
+
+void progress_begin(exporter *ex, const char *phase, const char *table) {
+  if (!ex->progress) return;
+  if (!ex->progress_phase || strcmp(ex->progress_phase, phase) != 0) {
+    ex->progress_done = 0;
+  }
+  ex->progress_phase = phase;
+  ex->progress_table = table;
+  progress_draw(ex);
+  ex->progress_last = now_seconds();
+}
+
+/* Called for every row: cheap unless a tenth of a second has passed. */
+void progress_step(exporter *ex, int64_t rows) {
+  if (!ex->progress) return;
+  ex->progress_done += rows;
+  if ((ex->progress_done & 1023) != 0) return;
+  double t = now_seconds();
+  if (t - ex->progress_last < 0.1) return;
+  ex->progress_last = t;
+  progress_draw(ex);
+}
+
+void progress_end(exporter *ex) {
+  if (!ex->progress || !ex->progress_phase) return;
+  fputs("\r\033[K", stderr);
+  fflush(stderr);
+  ex->progress_phase = NULL;
+}
+
+/* ---- report ----------------------------------------------------------- */
+
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+    else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+    else fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
+static const char *outcome(const exporter *ex) {
+  if (ex->exit_code) return "failed";
+  return ex->committed ? "committed" : "rolled back (dry run)";
+}
+
+static void report_text(const exporter *ex) {
+  printf("oauthdb-export: %s -> %s\n", ex->source_path,
+         ex->target_desc ? ex->target_desc : "(not connected)");
+  printf("schema: target migrated from %04d to %04d\n",
+         ex->target_version_before, ex->source_version);
+  switch (ex->secrets) {
+  case SECRETS_KEEP:
+    printf("secrets: keep (%lld sealed values copied as they are)\n",
+           (long long)ex->sealed_values);
+    break;
+  case SECRETS_RESEAL:
+    printf("secrets: reseal (%lld sealed for the target keyring, %lld already "
+           "in production kept)\n",
+           (long long)ex->resealed, (long long)ex->reseal_kept);
+    break;
+  case SECRETS_OMIT:
+    printf("secrets: omit (sealed columns left out)\n");
+    break;
+  default:
+    printf("secrets: none in the source\n");
+  }
+  printf("%-20s %10s %10s %10s %10s %10s\n", "table", "read", "inserted",
+         "updated", "unchanged", "skipped");
+  ex_counts sum = {0, 0, 0, 0, 0};
+  for (int i = 0; i < ex->n_tables; i++) {
+    const ex_counts *c = &ex->tables[i].counts;
+    printf("%-20s %10lld %10lld %10lld %10lld %10lld\n", ex->tables[i].name,
+           (long long)c->read, (long long)c->inserted, (long long)c->updated,
+           (long long)c->unchanged, (long long)c->skipped);
+    sum.read += c->read, sum.inserted += c->inserted, sum.updated += c->updated;
+    sum.unchanged += c->unchanged, sum.skipped += c->skipped;
+  }
+  printf("%-20s %10lld %10lld %10lld %10lld %10lld\n", "total",
+         (long long)sum.read, (long long)sum.inserted, (long long)sum.updated,
+         (long long)sum.unchanged, (long long)sum.skipped);
+  if (ex->verify) printf("verify: %s\n", ex->verified ? "ok" : "not done");
+  printf("%s\n", outcome(ex));
+}
+
+static void report_json(const exporter *ex) {
+  FILE *f = stdout;
+  fprintf(f, "{\"source\":");
+  json_string(f, ex->source_path);
+  fprintf(f, ",\"target\":");
+  if (ex->target_desc) json_string(f, ex->target_desc);
+  else fputs("null", f);
+  fprintf(f, ",\"dry_run\":%s,\"secrets\":\"%s\"", ex->dry_run ? "true" : "false",
+          secrets_mode_name(ex->secrets));
+  fprintf(f, ",\"schema\":{\"from\":%d,\"to\":%d}", ex->target_version_before,
+          ex->source_version);
+  if (ex->secrets == SECRETS_RESEAL)
+    fprintf(f, ",\"resealed\":%lld,\"reseal_kept\":%lld", (long long)ex->resealed,
+            (long long)ex->reseal_kept);
+  fprintf(f, ",\"tables\":[");
+  for (int i = 0; i < ex->n_tables; i++) {
+    const ex_counts *c = &ex->tables[i].counts;
+    fprintf(f, "%s{\"name\":", i ? "," : "");
+    json_string(f, ex->tables[i].name);
+    fprintf(f,
+            ",\"read\":%lld,\"inserted\":%lld,\"updated\":%lld,"
+            "\"unchanged\":%lld,\"skipped\":%lld}",
+            (long long)c->read, (long long)c->inserted, (long long)c->updated,
+            (long long)c->unchanged, (long long)c->skipped);
+  }
+  fprintf(f, "],\"verify\":%s", !ex->verify ? "null" : ex->verified ? "true" : "false");
+  fprintf(f, ",\"invalid_rows\":%lld,\"errors\":[", (long long)ex->n_invalid);
+  for (int i = 0; i < ex->n_findings; i++) {
+    const ex_finding *e = &ex->findings[i];
+    fprintf(f, "%s{\"table\":", i ? "," : "");
+    json_string(f, e->table);
+    fputs(",\"id\":", f);
+    json_string(f, e->id);
+    fputs(",\"column\":", f);
+    json_string(f, e->column);
+    fputs(",\"reason\":", f);
+    json_string(f, e->reason);
+    fputc('}', f);
+  }
+  fprintf(f, "],\"committed\":%s,\"exit_code\":%d,\"failure\":",
+          ex->committed ? "true" : "false", ex->exit_code);
+  if (ex->failure) json_string(f, ex->failure);
+  else fputs("null", f);
+  fputs("}\n", f);
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+static int parse_options(exporter *ex, int argc, char **argv) {
+  enum { OPT_SECRETS = 256, OPT_SRC_KR, OPT_TGT_KR, OPT_VERIFY, OPT_ALL,
+         OPT_JSON, OPT_PROGRESS };
+  static const struct option longopts[] = {
+      {"secrets", required_argument, 0, OPT_SECRETS},
+      {"source-keyring", required_argument, 0, OPT_SRC_KR},
+      {"target-keyring", required_argument, 0, OPT_TGT_KR},
+      {"dry-run", no_argument, 0, 'n'},
+      {"verify", no_argument, 0, OPT_VERIFY},
+      {"all-errors", no_argument, 0, OPT_ALL},
+      {"json", no_argument, 0, OPT_JSON},
+      {"progress", required_argument, 0, OPT_PROGRESS},
+      {"help", no_argument, 0, 'h'},
+      {"version", no_argument, 0, 'V'},
+      {0, 0, 0, 0}};
+  const char *progress = "auto";
+  int c;
+  opterr = 0;  /* our own messages, so the exit code is always 64 */
+  while ((c = getopt_long(argc, argv, "nhV", longopts, NULL)) != -1) {
+    switch (c) {
+    case OPT_SECRETS:
+      if (!strcmp(optarg, "keep")) ex->secrets = SECRETS_KEEP;
+      else if (!strcmp(optarg, "reseal")) ex->secrets = SECRETS_RESEAL;
+      else if (!strcmp(optarg, "omit")) ex->secrets = SECRETS_OMIT;
+      else
+        return ex_fail(ex, EXIT_USAGE,
+                       "--secrets must be keep, reseal or omit (got '%s')", optarg);
+      break;
+    case OPT_SRC_KR: ex->source_keyring_path = optarg; break;
+    case OPT_TGT_KR: ex->target_keyring_path = optarg; break;
+    case 'n': ex->dry_run = 1; break;
+    case OPT_VERIFY: ex->verify = 1; break;
+    case OPT_ALL: ex->all_errors = 1; break;
+    case OPT_JSON: ex->json = 1; break;
+    case OPT_PROGRESS: progress = optarg; break;
+    case 'h': usage(stdout); exit(EXIT_OK);
+    case 'V': printf("oauthdb-export %s\n", EXPORT_VERSION); exit(EXIT_OK);
+    default:
+      ex_fail(ex, EXIT_USAGE, "unknown or incomplete option '%s' (see --help)",
+              argv[optind - 1]);
+      return -1;
+    }
+  }
+  if (!strcmp(progress, "auto")) ex->progress = isatty(2);
+  else if (!strcmp(progress, "always")) ex->progress = 1;
+  else if (!strcmp(progress, "never")) ex->progress = 0;
+  else
+    return ex_fail(ex, EXIT_USAGE, "--progress must be auto, always or never");
+  int rest = argc - optind;
+  if (rest < 1 || rest > 2) {
+    usage(stderr);
+    return ex_fail(ex, EXIT_USAGE, "expected SOURCE.db and an optional CONNINFO");
+  }
+  ex->source_path = argv[optind];
+  ex->conninfo = rest == 2 ? argv[optind + 1] : NULL;
+  if (ex->secrets != SECRETS_RESEAL &&
+      (ex->target_keyring_path || ex->source_keyring_path))
+    return ex_fail(ex, EXIT_USAGE,
+                   "--source-keyring and --target-keyring go with --secrets=reseal");
+  if (ex->secrets == SECRETS_RESEAL && !ex->target_keyring_path)
+    return ex_fail(ex, EXIT_USAGE,
+                   "--secrets=reseal needs --target-keyring FILE (the production keyring)");
+  return 0;
+}
+
+/* ---- the run ---------------------------------------------------------- */
+
+static int run(exporter *ex) {
+  if (source_open(ex) || source_plan(ex) || secrets_prepare(ex)) return -1;
+  if (target_connect(ex) || target_begin(ex) || target_migrate(ex) ||
+      target_catalog(ex))
+    return -1;
+  if (validate_source(ex)) return -1;
+  if (load_tables(ex)) return -1;
+  if (ex->verify) {
+    /* load_tables computed both sides per table; all matched to get here. */
+    ex->verified = 1;
+  }
+  PGresult *r = pg_exec(ex, ex->dry_run ? "ROLLBACK" : "COMMIT",
+                        ex->dry_run ? "ROLLBACK" : "COMMIT");
+  if (!r) return -1;
+  /* COMMIT of an aborted transaction "succeeds" as ROLLBACK. */
+  if (!ex->dry_run && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+    char *status = ex_xstrdup(PQcmdStatus(r));
+    PQclear(r);
+    ex_fail(ex, EXIT_TARGET, "target %s: COMMIT was turned into %s",
+            ex->target_desc, status);
+    free(status);
+    return -1;
+  }
+  PQclear(r);
+  ex->committed = !ex->dry_run;
+  return 0;
+}
+
+static void free_all(exporter *ex) {
+  for (int i = 0; i < ex->n_tables; i++) {
+    ex_table *t = &ex->tables[i];
+    for (int j = 0; j < t->n_cols; j++) {
+      free(t->cols[j].name);
+      free(t->cols[j].pg_type);
+    }
+    for (int j = 0; j < t->n_fks; j++) free(t->fks[j].parent_col);
+    for (int j = 0; j < t->n_src_cols; j++) free(t->src_cols[j]);
+    free(t->src_cols);
+    free(t->cols);
+    free(t->fks);
+    free(t->name);
+  }
+  free(ex->tables);
+  for (int i = 0; i < ex->n_findings; i++) {
+    free(ex->findings[i].table);
+    free(ex->findings[i].id);
+    free(ex->findings[i].column);
+    free(ex->findings[i].reason);
+  }
+  free(ex->findings);
+  free(ex->failure);
+  free(ex->target_desc);
+}
+
+int main(int argc, char **argv) {
+  exporter ex;
+  memset(&ex, 0, sizeof ex);
+  if (sodium_init() < 0) {
+    fputs("oauthdb-export: libsodium failed to initialize\n", stderr);
+    return EXIT_TARGET;
+  }
+  int rc = parse_options(&ex, argc, argv);
+  if (rc == 0) rc = run(&ex);
+  progress_end(&ex);
+  if (rc != 0 && ex.pg && ex.n_invalid == 0) ex_note(&ex, "nothing was committed");
+  /* Closing the connection without COMMIT rolls back whatever was sent. */
+  target_close(&ex);
+  source_close(&ex);
+  secrets_free(&ex);
+  if (ex.json) report_json(&ex);
+  else if (rc == 0) report_text(&ex);
+  fflush(stdout);
+  int code = rc == 0 ? EXIT_OK : (ex.exit_code ? ex.exit_code : EXIT_TARGET);
+  free_all(&ex);
+  return code;
+}

@@ -1,0 +1,243 @@
+/*
+** export_upsert.c: pass 2 per table, parents first: staging table, COPY,
+** upsert, counts.
+**
+**   CREATE TEMP TABLE pg_temp.oauthdb_stage_N (...) ON COMMIT DROP;
+**   COPY pg_temp.oauthdb_stage_N (...) FROM STDIN (FORMAT binary);
+**   WITH changed AS (
+**     INSERT INTO t AS t (...) SELECT s.... FROM stage s
+**       LEFT JOIN t cur ON cur.id = s.id
+**      WHERE cur.id IS NULL OR ROW(cur....) IS DISTINCT FROM ROW(s....)
+**     ON CONFLICT (id) DO UPDATE SET ... = excluded....
+**      WHERE ROW(t....) IS DISTINCT FROM ROW(excluded....)
+**     RETURNING (xmax = 0) AS inserted)
+**   SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+**     FROM changed;
+**
+** The anti-join in front is there for speed, not correctness: ON CONFLICT
+** locks (and so writes) every conflicting row even when its WHERE is false,
+** so a rerun would rewrite the whole table; filtering unchanged rows first
+** means a rerun touches nothing. ON CONFLICT still decides, so a row that
+** appears concurrently is updated rather than failing. Nothing is deleted.
+** unchanged = read - inserted - updated - skipped.
+**
+** An empty target table (checked under LOCK ... SHARE ROW EXCLUSIVE, which
+** keeps others from inserting until we commit) gets the COPY directly: all
+** rows are inserts, and a second pass over a staging table would double
+** the work of the first promotion.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "export.h"
+
+typedef struct sbuf {
+  char *p;
+  size_t len, cap;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sbuf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s;
+  {
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    s = ex_xmalloc((size_t)n + 1);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+  }
+  va_end(ap);
+  size_t n = strlen(s);
+  if (b->len + n + 1 > b->cap) b->p = ex_xrealloc(b->p, b->cap = 2 * (b->len + n + 1));
+  memcpy(b->p + b->len, s, n + 1);
+  b->len += n;
+  free(s);
+}
+
+/* "p.a, p.b" over the sent columns, optionally leaving out id. */
+static void col_list(sbuf *b, const ex_table *t, const char *prefix, int skip_id) {
+  int first = 1;
+  for (int j = 0; j < t->n_cols; j++) {
+    if (!t->cols[j].sent || (skip_id && j == t->id_col)) continue;
+    char *q = pg_ident(t->cols[j].name);
+    sb_add(b, "%s%s%s%s", first ? "" : ", ", prefix ? prefix : "", prefix ? "." : "", q);
+    free(q);
+    first = 0;
+  }
+}
+
+/* Under --secrets=omit: a row whose parent is not in the target is skipped. */
+static void fk_filter(sbuf *b, const exporter *ex, const ex_table *t) {
+  for (int f = 0; f < t->n_fks; f++) {
+    const ex_fk *fk = &t->fks[f];
+    char *qc = pg_ident(t->cols[fk->col].name);
+    char *qp = pg_ident(ex->tables[fk->parent].name);
+    char *qpc = pg_ident(fk->parent_col);
+    sb_add(b, " AND (s.%s IS NULL OR EXISTS (SELECT 1 FROM %s p WHERE p.%s = s.%s))", qc,
+           qp, qpc, qc);
+    free(qc), free(qp), free(qpc);
+  }
+}
+
+static int64_t int_value(const PGresult *r, int row, int col) {
+  return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static int target_is_empty(exporter *ex, const char *qt, int *empty) {
+  char *sql = ex_strdup_printf("SELECT NOT EXISTS (SELECT 1 FROM %s)", qt);
+  PGresult *r = pg_exec(ex, "checking the target table", sql);
+  free(sql);
+  if (!r) return -1;
+  *empty = PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  return 0;
+}
+
+static int decide_direct(exporter *ex, ex_table *t, const char *qt) {
+  t->direct = 0;
+  /* omit filters rows against the target: always through staging */
+  if (ex->secrets == SECRETS_OMIT) return 0;
+  int empty;
+  if (target_is_empty(ex, qt, &empty)) return -1;
+  if (!empty) return 0;
+  char *sql = ex_strdup_printf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", qt);
+  PGresult *r = pg_exec(ex, "locking the target table", sql);
+  free(sql);
+  if (!r) return -1;
+  PQclear(r);
+  /* someone may have inserted between the look and the lock */
+  if (target_is_empty(ex, qt, &empty)) return -1;
+  t->direct = empty;
+  return 0;
+}
+
+static int upsert(exporter *ex, ex_table *t, const char *qt, const char *stage) {
+  sbuf b = {0, 0, 0};
+  int omit_update_only = ex->secrets == SECRETS_OMIT && t->has_sealed;
+  PGresult *r;
+  int64_t eligible = t->counts.read;
+  if (ex->secrets == SECRETS_OMIT) {
+    sb_add(&b, "SELECT count(*) FROM %s s WHERE true", stage);
+    if (omit_update_only) sb_add(&b, " AND EXISTS (SELECT 1 FROM %s cur WHERE cur.id = s.id)", qt);
+    fk_filter(&b, ex, t);
+    r = pg_exec(ex, "counting rows to load", b.p);
+    b.len = 0;
+    if (!r) goto fail;
+    eligible = int_value(r, 0, 0);
+    PQclear(r);
+  }
+  if (omit_update_only) {
+    sb_add(&b, "WITH changed AS (UPDATE %s AS t SET ", qt);
+    int first = 1;
+    for (int j = 0; j < t->n_cols; j++) {
+      if (!t->cols[j].sent || j == t->id_col) continue;
+      char *q = pg_ident(t->cols[j].name);
+      sb_add(&b, "%s%s = s.%s", first ? "" : ", ", q, q);
+      free(q);
+      first = 0;
+    }
+    sb_add(&b, " FROM %s s WHERE t.id = s.id AND ROW(", stage);
+    col_list(&b, t, "t", 1);
+    sb_add(&b, ") IS DISTINCT FROM ROW(");
+    col_list(&b, t, "s", 1);
+    sb_add(&b, ")");
+    fk_filter(&b, ex, t);
+    sb_add(&b, " RETURNING 1) SELECT 0, count(*) FROM changed");
+  } else {
+    sb_add(&b, "WITH changed AS (INSERT INTO %s AS t (", qt);
+    col_list(&b, t, NULL, 0);
+    sb_add(&b, ") SELECT ");
+    col_list(&b, t, "s", 0);
+    sb_add(&b, " FROM %s s LEFT JOIN %s cur ON cur.id = s.id WHERE (cur.id IS NULL OR ROW(",
+           stage, qt);
+    col_list(&b, t, "cur", 1);
+    sb_add(&b, ") IS DISTINCT FROM ROW(");
+    col_list(&b, t, "s", 1);
+    sb_add(&b, "))");
+    if (ex->secrets == SECRETS_OMIT) fk_filter(&b, ex, t);
+    sb_add(&b, " ON CONFLICT (id) DO UPDATE SET ");
+    int first = 1;
+    for (int j = 0; j < t->n_cols; j++) {
+      if (!t->cols[j].sent || j == t->id_col) continue;
+      char *q = pg_ident(t->cols[j].name);
+      sb_add(&b, "%s%s = excluded.%s", first ? "" : ", ", q, q);
+      free(q);
+      first = 0;
+    }
+    sb_add(&b, " WHERE ROW(");
+    col_list(&b, t, "t", 1);
+    sb_add(&b, ") IS DISTINCT FROM ROW(");
+    col_list(&b, t, "excluded", 1);
+    sb_add(&b, ") RETURNING (xmax = 0) AS inserted) "
+               "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
+               "FROM changed");
+  }
+  char *what = ex_strdup_printf("upsert into %s", t->name);
+  r = pg_exec(ex, what, b.p);
+  free(what);
+  if (!r) goto fail;
+  t->counts.inserted = int_value(r, 0, 0);
+  t->counts.updated = int_value(r, 0, 1);
+  PQclear(r);
+  t->counts.skipped = t->counts.read - eligible;
+  t->counts.unchanged = eligible - t->counts.inserted - t->counts.updated;
+  free(b.p);
+  return 0;
+fail:
+  free(b.p);
+  return -1;
+}
+
+static int load_table(exporter *ex, ex_table *t, int index) {
+  char *qt = pg_ident(t->name);
+  char *stage = ex_strdup_printf("pg_temp.oauthdb_stage_%d", index);
+  sbuf b = {0, 0, 0};
+  int rc = -1;
+  progress_begin(ex, "loading", t->name);
+  if (decide_direct(ex, t, qt)) goto done;
+  if (t->direct) {
+    if (copy_table(ex, t, qt, &t->counts.read)) goto done;
+    t->counts.inserted = t->counts.read;
+  } else {
+    sb_add(&b, "CREATE TEMP TABLE oauthdb_stage_%d (", index);
+    int first = 1;
+    for (int j = 0; j < t->n_cols; j++) {
+      if (!t->cols[j].sent) continue;
+      char *q = pg_ident(t->cols[j].name);
+      sb_add(&b, "%s%s %s", first ? "" : ", ", q, t->cols[j].pg_type);
+      free(q);
+      first = 0;
+    }
+    sb_add(&b, ") ON COMMIT DROP");
+    PGresult *r = pg_exec(ex, "creating a staging table", b.p);
+    if (!r) goto done;
+    PQclear(r);
+    if (copy_table(ex, t, stage, &t->counts.read)) goto done;
+    if (secrets_reconcile(ex, t, stage)) goto done;
+    /* the planner knows nothing of a fresh temp table's size otherwise */
+    char *sql = ex_strdup_printf("ANALYZE %s", stage);
+    r = pg_exec(ex, "analyzing a staging table", sql);
+    free(sql);
+    if (!r) goto done;
+    PQclear(r);
+    if (upsert(ex, t, qt, stage)) goto done;
+  }
+  if (ex->verify && verify_table(ex, t, t->direct ? NULL : stage)) goto done;
+  rc = 0;
+done:
+  free(b.p);
+  free(qt);
+  free(stage);
+  return rc;
+}
+
+int load_tables(exporter *ex) {
+  ex->progress_total = 0;
+  for (int i = 0; i < ex->n_tables; i++) ex->progress_total += ex->tables[i].n_source;
+  for (int i = 0; i < ex->n_tables; i++)
+    if (load_table(ex, &ex->tables[i], i)) return -1;
+  progress_end(ex);
+  return 0;
+}
