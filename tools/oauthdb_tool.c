@@ -39,6 +39,7 @@
 #define EXTENSION_NAME "oauthdb.so"
 
 const char *tool_cmd = NULL;
+int tool_open_rc = SQLITE_OK;
 
 static const struct command {
   const char *name;
@@ -160,6 +161,7 @@ const char *tool_extension_path(void) {
 static sqlite3 *open_common(const char *path, int flags, int load) {
   sqlite3 *db = NULL;
   int rc = sqlite3_open_v2(path, &db, flags, NULL);
+  tool_open_rc = rc;
   if (rc != SQLITE_OK) {
     tool_error("cannot open %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close(db);
@@ -170,10 +172,23 @@ static sqlite3 *open_common(const char *path, int flags, int load) {
   ** A resealed or deleted token must leave no old ciphertext (or anything
   ** else) in free pages; Debian's SQLite defaults to this, others do not.
   */
-  rc = sqlite3_exec(db, "PRAGMA secure_delete = ON", NULL, NULL, NULL);
+  /* The extension sets 5 s when there is none; the tool waits longer. */
+  sqlite3_busy_timeout(db, 30000);
+  /*
+  ** Read the schema before the extension loads: a file that is not a
+  ** database fails here with a plain message. It also keeps the load from
+  ** failing half-way on such a file (or on a lock): SQLite unloads an
+  ** extension whose init fails, but the connection keeps what it had
+  ** registered by then, and closing it calls into the unloaded library.
+  */
+  rc = sqlite3_exec(db, "PRAGMA secure_delete = ON; SELECT count(*) FROM sqlite_schema",
+                    NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
-    /* The first read of a file that is not a database fails here. */
-    tool_error("cannot use %s: %s", path, sqlite3_errmsg(db));
+    tool_open_rc = sqlite3_errcode(db);
+    if ((tool_open_rc & 0xff) == SQLITE_NOTADB)
+      tool_error("%s is not an SQLite database", path);
+    else
+      tool_error("cannot use %s: %s", path, sqlite3_errmsg(db));
     sqlite3_close(db);
     return NULL;
   }
@@ -192,9 +207,11 @@ static sqlite3 *open_common(const char *path, int flags, int load) {
       return NULL;
     }
   }
-  /* The extension sets 5 s when there is none; the tool waits longer. */
-  sqlite3_busy_timeout(db, 30000);
   return db;
+}
+
+int tool_open_exit(void) {
+  return (tool_open_rc & 0xff) == SQLITE_NOTADB ? EXIT_REFUSED : EXIT_FAIL;
 }
 
 sqlite3 *tool_open(const char *path, int flags) { return open_common(path, flags, 1); }

@@ -35,6 +35,10 @@ int tool_usage_error(const char *usage, const char *fmt, ...)
 ** oauthdb extension (tool_extension_path). Returns NULL after printing why.
 */
 sqlite3 *tool_open(const char *path, int flags);
+/* Why the last tool_open failed (SQLITE_NOTADB: not a database file). */
+extern int tool_open_rc;
+/* The exit code for a failed tool_open: EXIT_REFUSED for a non-database. */
+int tool_open_exit(void);
 
 /* Open PATH without the extension (a backup target), secure_delete on. */
 sqlite3 *tool_open_plain(const char *path, int flags);

@@ -345,7 +345,7 @@ int cmd_restore(int argc, char **argv) {
 
   /* Check the backup before anything else is touched. */
   sqlite3 *bk = tool_open(backup, SQLITE_OPEN_READONLY);
-  if (!bk) return EXIT_FAIL;
+  if (!bk) return tool_open_exit();
   int rc = EXIT_OK;
   sqlite3_int64 version = 0, newest = 0;
   int ours = tool_is_oauthdb(bk);

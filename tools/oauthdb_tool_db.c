@@ -44,10 +44,7 @@ static int parse_count(const char *s, long long max, long long *out) {
 static int check_ours(sqlite3 *db, const char *path) {
   sqlite3_int64 tables = 0;
   int ours = tool_is_oauthdb(db);
-  if (ours < 0) {
-    tool_error("%s is not an SQLite database; refusing to touch it", path);
-    return EXIT_REFUSED;
-  }
+  if (ours < 0) return EXIT_FAIL;
   if (ours) return EXIT_OK;
   if (tool_query_int(db, &tables,
                      "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
@@ -99,15 +96,15 @@ int cmd_init(int argc, char **argv) {
   } else if (!S_ISREG(st.st_mode)) {
     tool_error("%s exists and is not a regular file; refusing to touch it", path);
     return EXIT_REFUSED;
-  } else if (st.st_mode & 077) {
-    fprintf(stderr, "oauthdb init: warning: %s has mode %04o: group or others can "
-                    "read it; run: chmod 600 %s\n",
-            path, (unsigned)(st.st_mode & 07777), path);
   }
 
   sqlite3 *db = tool_open(path, SQLITE_OPEN_READWRITE);
-  int rc = db ? EXIT_OK : EXIT_FAIL;
+  int rc = db ? EXIT_OK : tool_open_exit();
   if (rc == EXIT_OK && !created) rc = check_ours(db, path);
+  if (rc == EXIT_OK && !created && (st.st_mode & 077))
+    fprintf(stderr, "oauthdb init: warning: %s has mode %04o: group or others can "
+                    "read it; run: chmod 600 %s\n",
+            path, (unsigned)(st.st_mode & 07777), path);
   sqlite3_int64 before = 0, after = 0;
   if (rc == EXIT_OK &&
       (tool_query_int(db, &before, "SELECT oauthdb_schema_version()", (char *)NULL) != SQLITE_OK ||
@@ -164,7 +161,7 @@ int cmd_migrate(int argc, char **argv) {
                             argv[optind + 1]);
 
   sqlite3 *db = tool_open(path, SQLITE_OPEN_READWRITE);
-  if (!db) return EXIT_FAIL;
+  if (!db) return tool_open_exit();
   int rc = check_ours(db, path);
   sqlite3_int64 before = 0, after = 0;
   if (rc == EXIT_OK &&
@@ -230,7 +227,7 @@ int cmd_purge(int argc, char **argv) {
   const char *path = argv[optind];
 
   sqlite3 *db = tool_open(path, SQLITE_OPEN_READWRITE);
-  if (!db) return EXIT_FAIL;
+  if (!db) return tool_open_exit();
   int rc = tool_is_oauthdb(db) == 1 ? EXIT_OK : EXIT_REFUSED;
   if (rc != EXIT_OK) tool_error("%s is not an oauthdb database", path);
   char seconds[32];

@@ -882,6 +882,16 @@ static int rotate_db(rotation *r) {
                      batches, r->keyring_path, started, (char *)NULL) != SQLITE_OK)
     goto done;
   if (finish_rotation(r, kf) != 0) goto done;
+  /*
+  ** In WAL mode the old ciphertext still sits in WAL frames until they are
+  ** overwritten; a truncating checkpoint drops them. Best effort: a reader
+  ** that keeps an old snapshot open can make it wait and give up.
+  */
+  if (sqlite3_wal_checkpoint_v2(r->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) !=
+      SQLITE_OK)
+    fprintf(stderr, "oauthdb rotate: note: could not truncate the WAL (%s); old "
+                    "ciphertext stays in it until SQLite overwrites it\n",
+            sqlite3_errmsg(r->db));
   printf("rotated %s: key %s is primary, %s retired; resealed %lld rows in %lld "
          "batches\n", r->db_path, r->new_hex, r->old_hex, (long long)r->resealed,
          (long long)r->batches);
@@ -936,7 +946,9 @@ int cmd_rotate(int argc, char **argv) {
   if (lock < 0) return EXIT_FAIL;
   int rc = EXIT_FAIL;
   r.db = tool_open(r.db_path, SQLITE_OPEN_READWRITE);
-  if (r.db) {
+  if (!r.db) {
+    rc = tool_open_exit();
+  } else {
     sqlite3_int64 has_tokens = 0;
     if (tool_is_oauthdb(r.db) != 1 ||
         tool_query_int(r.db, &has_tokens,

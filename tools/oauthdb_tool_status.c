@@ -142,7 +142,7 @@ int cmd_status(int argc, char **argv) {
   const char *path = argv[optind];
 
   sqlite3 *db = tool_open(path, SQLITE_OPEN_READONLY);
-  if (!db) return EXIT_FAIL;
+  if (!db) return tool_open_exit();
   int ours = tool_is_oauthdb(db);
   if (ours != 1) {
     if (ours == 0) tool_error("%s is not an oauthdb database (oauthdb init creates one)", path);
