@@ -86,6 +86,8 @@ static int print_version(void) {
 }
 
 int main(int argc, char **argv) {
+  /* Lines in order when stdout and stderr share a pipe or a log. */
+  setvbuf(stdout, NULL, _IOLBF, 0);
   if (sodium_init() < 0) {
     fprintf(stderr, "oauthdb: libsodium failed to initialise\n");
     return EXIT_FAIL;

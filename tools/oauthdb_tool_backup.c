@@ -135,13 +135,13 @@ static void db_stem(const char *path, char *out, size_t n) {
 
 /* Is NAME "<stem>-YYYYMMDDTHHMMSS.mmmZ.db", a backup this command made? */
 static int is_backup_name(const char *name, const char *stem) {
-  static const char want[] = "ddddddddTdddddd.dddZ.db";  /* d: a digit */
+  static const char want[] = "99999999T999999.999Z.db";  /* 9: any digit */
   size_t sl = strlen(stem);
   if (strncmp(name, stem, sl) != 0 || name[sl] != '-') return 0;
   const char *p = name + sl + 1;
   if (strlen(p) != strlen(want)) return 0;
   for (size_t i = 0; want[i]; i++) {
-    if (want[i] == 'd' ? (p[i] < '0' || p[i] > '9') : p[i] != want[i]) return 0;
+    if (want[i] == '9' ? (p[i] < '0' || p[i] > '9') : p[i] != want[i]) return 0;
   }
   return 1;
 }
