@@ -90,6 +90,15 @@ int sqlite3_oauthdb_init(sqlite3 *db, char **pzErrMsg,
   ** by default. Outside a transaction this takes effect at once.
   */
   rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+  /*
+  ** A deleted or resealed token must not linger in free pages, not even as
+  ** old ciphertext, for whoever later holds the key (Debian's SQLite is built
+  ** with SECURE_DELETE; others are not). And a sort or temporary index over
+  ** the vault's plaintext must never spill to a temporary file on disk.
+  */
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, "PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY",
+                      NULL, NULL, NULL);
   if (rc == SQLITE_OK && current_busy_timeout(db) == 0)
     rc = sqlite3_busy_timeout(db, OAUTHDB_DEFAULT_BUSY_MS);
   if (rc != SQLITE_OK) {

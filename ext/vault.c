@@ -946,14 +946,5 @@ int vault_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
                              sqlite3_errmsg(db));
     return rc;
   }
-  /*
-  ** Old sealed values are ciphertext, but a deleted or replaced token should
-  ** not linger in free pages for whoever later holds the key. Debian's
-  ** SQLite is built with SQLITE_SECURE_DELETE already; other builds are not.
-  */
-  rc = sqlite3_exec(db, "PRAGMA secure_delete = ON", NULL, NULL, NULL);
-  if (rc != SQLITE_OK)
-    *pzErr = sqlite3_mprintf("oauthdb: cannot turn secure_delete on: %s",
-                             sqlite3_errmsg(db));
   return rc;
 }
