@@ -91,20 +91,22 @@ static int source_version(exporter *ex) {
     int v = sqlite3_column_int(st, 0);
     const char *name = (const char *)sqlite3_column_text(st, 1);
     if (v != expected) {
+      ex_fail(ex, EXIT_NOINPUT,
+              "source %s: schema_migrations has %04d_%s where %04d was "
+              "expected; the database was not migrated by oauthdb",
+              ex->source_path, v, name ? name : "?", expected);
       sqlite3_finalize(st);
-      return ex_fail(ex, EXIT_NOINPUT,
-                     "source %s: schema_migrations has %04d_%s where %04d was "
-                     "expected; the database was not migrated by oauthdb",
-                     ex->source_path, v, name ? name : "?", expected);
+      return -1;
     }
     if (!pg_migration(v)) {
+      ex_fail(ex, EXIT_NOINPUT,
+              "source %s is at migration %04d_%s, which this "
+              "oauthdb-export does not know (it has PostgreSQL migrations "
+              "up to %04d); use a newer oauthdb-export",
+              ex->source_path, v, name ? name : "?",
+              postgres_migration_count ? postgres_migrations[postgres_migration_count - 1].version : 0);
       sqlite3_finalize(st);
-      return ex_fail(ex, EXIT_NOINPUT,
-                     "source %s is at migration %04d_%s, which this "
-                     "oauthdb-export does not know (it has PostgreSQL migrations "
-                     "up to %04d); use a newer oauthdb-export",
-                     ex->source_path, v, name ? name : "?",
-                     postgres_migration_count ? postgres_migrations[postgres_migration_count - 1].version : 0);
+      return -1;
     }
     expected++;
   }
