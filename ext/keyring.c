@@ -65,17 +65,28 @@ typedef struct keyring_impl {
   size_t scratch_len;
 } keyring_impl;
 
-/* Set *err to a malloc'd "keyring PATH: ..." message. */
+/*
+** Set *err to a malloc'd "keyring PATH: ..." message, sized to fit (the
+** fixes repeat the path, which may be long). NULL only when out of
+** memory: the caller reports that.
+*/
 static void set_err(char **err, const char *path, const char *fmt, ...) {
-  char body[512];
-  va_list ap;
+  va_list ap, ap2;
   va_start(ap, fmt);
-  vsnprintf(body, sizeof body, fmt, ap);
+  va_copy(ap2, ap);
+  int n_body = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  size_t n = strlen(path) + strlen(body) + sizeof "keyring : ";
-  char *msg = malloc(n);
-  if (msg) snprintf(msg, n, "keyring %s: %s", path, body);
-  *err = msg;  /* NULL only when out of memory: the caller reports that */
+  char *msg = NULL;
+  if (n_body >= 0) {
+    size_t head = strlen(path) + sizeof "keyring : " - 1;
+    msg = malloc(head + (size_t)n_body + 1);
+    if (msg) {
+      snprintf(msg, head + 1, "keyring %s: ", path);
+      vsnprintf(msg + head, (size_t)n_body + 1, fmt, ap2);
+    }
+  }
+  va_end(ap2);
+  *err = msg;
 }
 
 const char *key_status_name(key_status s) {
@@ -218,6 +229,7 @@ static int rest_is_empty(const unsigned char *s, const unsigned char *end) {
 static int count_key_lines(const unsigned char *buf, size_t n) {
   int count = 0;
   const unsigned char *p = buf, *end = buf + n;
+  if (n >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) p += 3;  /* as parse() */
   while (p < end) {
     const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
     const unsigned char *eol = nl ? nl : end;
@@ -238,6 +250,8 @@ static int parse(keyring_impl *kr, int room, const unsigned char *buf,
   int primary_line = 0;
   int lines_of[KEYRING_MAX_KEYS];  /* line number of each key, for messages */
   const unsigned char *p = buf, *end = buf + n;
+  /* A byte order mark, as some editors write, is not part of line 1. */
+  if (n >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) p += 3;
   for (int line = 1; p < end; line++) {
     const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
     const unsigned char *eol = nl ? nl : end;
