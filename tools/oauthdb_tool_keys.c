@@ -5,6 +5,7 @@
 **   $ oauthdb keygen ~/.config/oauthdb/keyring     # new keyring, one primary key
 **   $ oauthdb keygen                               # add an active key to $OAUTHDB_KEYRING
 **   $ oauthdb rotate app.db --batch 1000           # resumable after a crash or kill
+**   $ oauthdb rotate app.db test.db                # every database sharing the keyring
 **
 ** Writing a keyring. Key material only ever goes to disk through
 ** keyfile_write: a temporary file in the keyring's own directory (mkstemp:
@@ -574,17 +575,20 @@ int cmd_keygen(int argc, char **argv) {
 /* ---- rotate -------------------------------------------------------------- */
 
 static const char rotate_usage[] =
-    "usage: oauthdb rotate DB [--keyring KEYRING] [--batch N]\n";
+    "usage: oauthdb rotate DB... [--keyring KEYRING] [--batch N]\n";
 static const char rotate_help[] =
     "Rotate the keys of DB: add a key to the keyring and make it primary (the\n"
     "old primary becomes active), reseal every access_token and refresh_token\n"
     "of oauth_tokens under it in batches of N rows (default 1000), each batch\n"
     "its own transaction, check that no value is left under the old key, record\n"
-    "'key.rotated' in auth_audit_log, and retire the old key.\n"
-    "Resumable: after a crash or kill at any point, run it again and it carries\n"
-    "on from where it was (docs/OPERATIONS.md, \"Rotation\"). Applications that\n"
-    "keep a connection open must reload the keyring (reopen, or SELECT\n"
-    "oauthdb_keyring(path)) to open values sealed under the new key.\n"
+    "'key.rotated' in auth_audit_log, and retire the old key. Name every\n"
+    "database that shares the keyring: all are resealed before the old key is\n"
+    "retired.\n"
+    "Resumable: after a crash or kill at any point, run it again (with the same\n"
+    "databases) and it carries on from where it was (docs/OPERATIONS.md,\n"
+    "\"Rotation\"). Applications that keep a connection open must reload the\n"
+    "keyring (reopen, or SELECT oauthdb_keyring(path)) to open values sealed\n"
+    "under the new key.\n"
     "  -k, --keyring KEYRING  default $OAUTHDB_KEYRING\n"
     "  -b, --batch N          rows per transaction, 1 to 1000000\n"
     "Exit: 0 done, 1 failed, 2 usage, 3 refused (not an oauthdb database, or a\n"
@@ -636,16 +640,22 @@ static const char audit_sql[] =
     " WHERE NOT EXISTS (SELECT 1 FROM auth_audit_log WHERE event = 'key.rotated'"
     "   AND created_at >= CAST(?7 AS INTEGER) AND json_extract(details, '$.new_key_id') = ?3)";
 
+/* What one rotation shares across its databases. */
 typedef struct rotation {
-  sqlite3 *db;
-  const char *db_path;
   const char *keyring_path;
   char old_hex[9], new_hex[9];
   sqlite3_int64 started;
   sqlite3_int64 batch;
-  sqlite3_int64 resealed, batches;
   int progress;  /* stderr is a terminal */
 } rotation;
+
+/* One database of the rotation. */
+typedef struct rot_db {
+  sqlite3 *db;
+  const char *path;
+  sqlite3_int64 todo;  /* values not under the new key at the start */
+  sqlite3_int64 resealed, batches;
+} rot_db;
 
 static int step_done(sqlite3 *db, sqlite3_stmt *st) {
   int rc = sqlite3_step(st);
@@ -654,18 +664,17 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st) {
 }
 
 /*
-** Check every key id the database uses against the keyring: a value under
-** a key the keyring lacks or has retired could not be resealed. *todo gets
-** the number of values not under NEW_HEX (all of them when NULL): the work
+** Check every key id D uses against the keyring: a value under a key the
+** keyring lacks or has retired could not be resealed. d->todo gets the
+** number of values not under NEW_HEX (all of them when NULL): the work
 ** left, for the progress line.
 */
-static int check_key_ids(rotation *r, const keyfile *kf, const char *new_hex,
-                         sqlite3_int64 *todo) {
+static int check_key_ids(rotation *r, rot_db *d, const keyfile *kf, const char *new_hex) {
   sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(r->db, key_counts_sql, -1, &st, NULL);
-  *todo = 0;
+  int rc = sqlite3_prepare_v2(d->db, key_counts_sql, -1, &st, NULL);
+  d->todo = 0;
   if (rc != SQLITE_OK) {
-    tool_error("%s", sqlite3_errmsg(r->db));
+    tool_error("%s: %s", d->path, sqlite3_errmsg(d->db));
     return EXIT_FAIL;
   }
   int result = EXIT_OK;
@@ -673,18 +682,18 @@ static int check_key_ids(rotation *r, const keyfile *kf, const char *new_hex,
     const char *hex = (const char *)sqlite3_column_text(st, 0);
     sqlite3_int64 n = sqlite3_column_int64(st, 1);
     if (!hex) continue;
-    if (!new_hex || strcmp(hex, new_hex) != 0) *todo += n;
+    if (!new_hex || strcmp(hex, new_hex) != 0) d->todo += n;
     const keyline *k = keyfile_find(kf, (uint32_t)strtoul(hex, NULL, 16));
     if (!k || k->status == KEY_RETIRED) {
       tool_error("%lld values in %s are sealed under key %s, which keyring %s %s; "
                  "they cannot be resealed. Nothing was changed.",
-                 (long long)n, r->db_path, hex, r->keyring_path,
+                 (long long)n, d->path, hex, r->keyring_path,
                  k ? "has retired (mark it active to reseal them)" : "does not hold");
       result = EXIT_FAIL;
     }
   }
   if (rc != SQLITE_DONE) {
-    tool_error("%s", sqlite3_errmsg(r->db));
+    tool_error("%s: %s", d->path, sqlite3_errmsg(d->db));
     result = EXIT_FAIL;
   }
   sqlite3_finalize(st);
@@ -692,12 +701,12 @@ static int check_key_ids(rotation *r, const keyfile *kf, const char *new_hex,
 }
 
 /* One pass over the table by rowid ranges, a transaction per batch. */
-static int reseal_pass(rotation *r, sqlite3_int64 todo) {
+static int reseal_pass(rotation *r, rot_db *d, sqlite3_int64 todo) {
   sqlite3_stmt *end_st = NULL, *upd = NULL;
-  int rc = sqlite3_prepare_v2(r->db, batch_end_sql, -1, &end_st, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(r->db, reseal_batch_sql, -1, &upd, NULL);
+  int rc = sqlite3_prepare_v2(d->db, batch_end_sql, -1, &end_st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(d->db, reseal_batch_sql, -1, &upd, NULL);
   if (rc != SQLITE_OK) {
-    tool_error("%s", sqlite3_errmsg(r->db));
+    tool_error("%s: %s", d->path, sqlite3_errmsg(d->db));
     sqlite3_finalize(end_st);
     return -1;
   }
@@ -705,13 +714,13 @@ static int reseal_pass(rotation *r, sqlite3_int64 todo) {
   int result = 0;
   for (;;) {
     /* IMMEDIATE: take the write lock first, so the batch never has to upgrade. */
-    if (tool_exec(r->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
+    if (tool_exec(d->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
       result = -1;
       break;
     }
     sqlite3_bind_int64(end_st, 1, lo);
     sqlite3_bind_int64(end_st, 2, r->batch);
-    rc = step_done(r->db, end_st);
+    rc = step_done(d->db, end_st);
     int empty = rc != SQLITE_ROW || sqlite3_column_type(end_st, 0) == SQLITE_NULL;
     sqlite3_int64 hi = empty ? 0 : sqlite3_column_int64(end_st, 0);
     sqlite3_reset(end_st);
@@ -721,24 +730,24 @@ static int reseal_pass(rotation *r, sqlite3_int64 todo) {
       sqlite3_bind_text(upd, 1, r->new_hex, -1, SQLITE_STATIC);
       sqlite3_bind_int64(upd, 2, lo);
       sqlite3_bind_int64(upd, 3, hi);
-      if (step_done(r->db, upd) != SQLITE_DONE) result = -1;
+      if (step_done(d->db, upd) != SQLITE_DONE) result = -1;
       sqlite3_reset(upd);
-      if (result == 0) r->resealed += sqlite3_changes64(r->db);
+      if (result == 0) d->resealed += sqlite3_changes64(d->db);
     }
     if (result != 0) {
-      sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+      sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
       break;
     }
-    if (tool_exec(r->db, "COMMIT") != SQLITE_OK) {
-      sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    if (tool_exec(d->db, "COMMIT") != SQLITE_OK) {
+      sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
       result = -1;
       break;
     }
     if (empty) break;
-    r->batches++;
+    d->batches++;
     if (r->progress)
-      fprintf(stderr, "\roauthdb rotate: resealed %lld of about %lld rows",
-              (long long)r->resealed, (long long)todo);
+      fprintf(stderr, "\roauthdb rotate: %s: resealed %lld of about %lld rows", d->path,
+              (long long)d->resealed, (long long)todo);
     if (hi == INT64_MAX) break;
     lo = hi + 1;
   }
@@ -748,8 +757,8 @@ static int reseal_pass(rotation *r, sqlite3_int64 todo) {
   return result;
 }
 
-static int count_bound(rotation *r, const char *sql, const char *hex, sqlite3_int64 *n) {
-  return tool_query_int(r->db, n, sql, hex, (char *)NULL) == SQLITE_OK ? 0 : -1;
+static int count_bound(rot_db *d, const char *sql, const char *hex, sqlite3_int64 *n) {
+  return tool_query_int(d->db, n, sql, hex, (char *)NULL) == SQLITE_OK ? 0 : -1;
 }
 
 /*
@@ -757,19 +766,50 @@ static int count_bound(rotation *r, const char *sql, const char *hex, sqlite3_in
 ** rows an application wrote meanwhile with a keyring loaded before the
 ** rotation; if they keep coming, give up and say so.
 */
-static int reseal_all(rotation *r, sqlite3_int64 todo) {
-  sqlite3_int64 left = todo;
+static int reseal_all(rotation *r, rot_db *d) {
+  sqlite3_int64 left = d->todo;
   for (int pass = 0; pass < RESEAL_MAX_PASSES; pass++) {
-    if (reseal_pass(r, left) != 0) return -1;
-    if (count_bound(r, remaining_sql, r->new_hex, &left) != 0) return -1;
+    if (reseal_pass(r, d, left) != 0) return -1;
+    if (count_bound(d, remaining_sql, r->new_hex, &left) != 0) return -1;
     if (left == 0) return 0;
   }
-  tool_error("%lld values are still under other keys after %d passes: an application "
-             "keeps sealing with a keyring loaded before the rotation. Make it reload "
-             "(reopen its connections, or SELECT oauthdb_keyring(path)) and run "
-             "oauthdb rotate again; it will carry on.",
-             (long long)left, RESEAL_MAX_PASSES);
+  tool_error("%s: %lld values are still under other keys after %d passes: an "
+             "application keeps sealing with a keyring loaded before the rotation. "
+             "Make it reload (reopen its connections, or SELECT oauthdb_keyring(path)) "
+             "and run oauthdb rotate again; it will carry on.",
+             d->path, (long long)left, RESEAL_MAX_PASSES);
   return -1;
+}
+
+/*
+** Steps 3 to 5 for one database: reseal, check nothing is left under the
+** old key, and commit the audit row (unless a rerun already did).
+*/
+static int rotate_one(rotation *r, rot_db *d) {
+  /* The connection opens and seals with the keyring as it is now on disk. */
+  char *nkeys = NULL;
+  if (tool_query_text(d->db, &nkeys, "SELECT oauthdb_keyring(?1)", r->keyring_path,
+                      (char *)NULL) != SQLITE_OK)
+    return -1;
+  free(nkeys);
+  if (reseal_all(r, d) != 0) return -1;
+  sqlite3_int64 old_left = 0;
+  if (count_bound(d, old_values_sql, r->old_hex, &old_left) != 0) return -1;
+  if (old_left != 0) {
+    tool_error("%s: %lld values are still under the old key %s; run oauthdb rotate again",
+               d->path, (long long)old_left, r->old_hex);
+    return -1;
+  }
+  char resealed[32], batches[32], started[32], actor[300];
+  snprintf(resealed, sizeof resealed, "%lld", (long long)d->resealed);
+  snprintf(batches, sizeof batches, "%lld", (long long)d->batches);
+  snprintf(started, sizeof started, "%lld", (long long)(r->started - 1));
+  snprintf(actor, sizeof actor, "oauthdb rotate (%s)", tool_user_name());
+  sqlite3_int64 ignored;
+  if (tool_query_int(d->db, &ignored, audit_sql, actor, r->old_hex, r->new_hex, resealed,
+                     batches, r->keyring_path, started, (char *)NULL) != SQLITE_OK)
+    return -1;
+  return 0;
 }
 
 /* The marker line for a rotation from OLD to NEW, started at T. */
@@ -819,82 +859,60 @@ static int finish_rotation(rotation *r, keyfile *kf) {
   return rc;
 }
 
-static int rotate_db(rotation *r) {
+/* The whole state machine (see the top of this file) over N databases. */
+static int rotate_dbs(rotation *r, rot_db *dbs, int n) {
   int rc = EXIT_FAIL;
   keyfile *kf = keyfile_read(r->keyring_path);
   if (!kf) return EXIT_FAIL;
 
   uint32_t old_id, new_id;
-  sqlite3_int64 todo = 0;
   if (!keyfile_rotation(kf, &old_id, &new_id, &r->started)) {
     /* IDLE: check before touching anything, then write the new key first. */
-    if (check_key_ids(r, kf, NULL, &todo) != EXIT_OK) goto done;
+    for (int i = 0; i < n; i++)
+      if (check_key_ids(r, &dbs[i], kf, NULL) != EXIT_OK) goto done;
     if (start_rotation(r, kf) != 0) goto done;
     keyfile_free(kf);
     if (!(kf = keyfile_read(r->keyring_path))) return EXIT_FAIL;
   } else {
     snprintf(r->old_hex, sizeof r->old_hex, "%08x", (unsigned)old_id);
     snprintf(r->new_hex, sizeof r->new_hex, "%08x", (unsigned)new_id);
-    const keyline *o = keyfile_find(kf, old_id), *n = keyfile_find(kf, new_id);
-    if (!n || n->status != KEY_PRIMARY || !o || o->status != KEY_ACTIVE) {
+    const keyline *o = keyfile_find(kf, old_id), *nk = keyfile_find(kf, new_id);
+    if (!nk || nk->status != KEY_PRIMARY || !o || o->status != KEY_ACTIVE) {
       tool_error("keyring %s says a rotation from %s to %s is in progress, but %s; "
                  "restore that state by hand (or remove the marker line if the rotation "
                  "is abandoned) and run again",
                  r->keyring_path, r->old_hex, r->new_hex,
-                 !n ? "the new key is missing"
-                 : n->status != KEY_PRIMARY ? "the new key is not primary"
+                 !nk ? "the new key is missing"
+                 : nk->status != KEY_PRIMARY ? "the new key is not primary"
                  : !o ? "the old key is missing" : "the old key is not active");
       rc = EXIT_REFUSED;
       goto done;
     }
     fprintf(stderr, "oauthdb rotate: resuming the rotation from %s to %s\n",
             r->old_hex, r->new_hex);
-    if (check_key_ids(r, kf, r->new_hex, &todo) != EXIT_OK) goto done;
+    for (int i = 0; i < n; i++)
+      if (check_key_ids(r, &dbs[i], kf, r->new_hex) != EXIT_OK) goto done;
   }
 
-  /* The connection opens and seals with the keyring as it is now on disk. */
-  char *nkeys = NULL;
-  if (tool_query_text(r->db, &nkeys, "SELECT oauthdb_keyring(?1)", r->keyring_path,
-                      (char *)NULL) != SQLITE_OK)
-    goto done;
-  free(nkeys);
-  if (reseal_all(r, todo) != 0) goto done;
-
-  /*
-  ** Nothing may be left under the old key; the audit row commits before the
-  ** keyring says "retired", so a kill in between is found by the rerun.
-  */
-  sqlite3_int64 old_left = 0;
-  if (count_bound(r, old_values_sql, r->old_hex, &old_left) != 0) goto done;
-  if (old_left != 0) {
-    tool_error("%lld values are still under the old key %s; run oauthdb rotate again",
-               (long long)old_left, r->old_hex);
-    goto done;
-  }
-  char resealed[32], batches[32], started[32];
-  snprintf(resealed, sizeof resealed, "%lld", (long long)r->resealed);
-  snprintf(batches, sizeof batches, "%lld", (long long)r->batches);
-  snprintf(started, sizeof started, "%lld", (long long)(r->started - 1));
-  char actor[300];
-  snprintf(actor, sizeof actor, "oauthdb rotate (%s)", tool_user_name());
-  sqlite3_int64 ignored;
-  if (tool_query_int(r->db, &ignored, audit_sql, actor, r->old_hex, r->new_hex, resealed,
-                     batches, r->keyring_path, started, (char *)NULL) != SQLITE_OK)
-    goto done;
+  for (int i = 0; i < n; i++)
+    if (rotate_one(r, &dbs[i]) != 0) goto done;
+  /* Every database is done: only now may the old key stop opening. */
   if (finish_rotation(r, kf) != 0) goto done;
-  /*
-  ** In WAL mode the old ciphertext still sits in WAL frames until they are
-  ** overwritten; a truncating checkpoint drops them. Best effort: a reader
-  ** that keeps an old snapshot open can make it wait and give up.
-  */
-  if (sqlite3_wal_checkpoint_v2(r->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) !=
-      SQLITE_OK)
-    fprintf(stderr, "oauthdb rotate: note: could not truncate the WAL (%s); old "
-                    "ciphertext stays in it until SQLite overwrites it\n",
-            sqlite3_errmsg(r->db));
-  printf("rotated %s: key %s is primary, %s retired; resealed %lld rows in %lld "
-         "batches\n", r->db_path, r->new_hex, r->old_hex, (long long)r->resealed,
-         (long long)r->batches);
+  for (int i = 0; i < n; i++) {
+    /*
+    ** In WAL mode the old ciphertext still sits in WAL frames until they are
+    ** overwritten; a truncating checkpoint drops them. Best effort: a reader
+    ** that keeps an old snapshot open can make it wait and give up.
+    */
+    if (sqlite3_wal_checkpoint_v2(dbs[i].db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                  NULL) != SQLITE_OK)
+      fprintf(stderr, "oauthdb rotate: note: could not truncate the WAL of %s (%s); old "
+                      "ciphertext stays in it until SQLite overwrites it\n",
+              dbs[i].path, sqlite3_errmsg(dbs[i].db));
+    printf("rotated %s: key %s is primary, %s retired; resealed %lld rows in %lld "
+           "batches\n", dbs[i].path, r->new_hex, r->old_hex, (long long)dbs[i].resealed,
+           (long long)dbs[i].batches);
+  }
   rc = EXIT_OK;
 done:
   keyfile_free(kf);
@@ -936,32 +954,40 @@ int cmd_rotate(int argc, char **argv) {
         return tool_usage_error(rotate_usage, "unknown option %s", argv[optind - 1]);
     }
   }
-  if (argc - optind != 1) return tool_usage_error(rotate_usage, "expected one database path");
+  int n = argc - optind;
+  if (n < 1) return tool_usage_error(rotate_usage, "expected at least one database path");
   if (!r.keyring_path || !*r.keyring_path)
     return tool_usage_error(rotate_usage, "no keyring: pass --keyring or set OAUTHDB_KEYRING");
-  r.db_path = argv[optind];
   r.progress = isatty(STDERR_FILENO);
 
+  rot_db *dbs = calloc((size_t)n, sizeof *dbs);
+  if (!dbs) {
+    tool_error("out of memory");
+    return EXIT_FAIL;
+  }
   int lock = keyring_lock(r.keyring_path);
-  if (lock < 0) return EXIT_FAIL;
-  int rc = EXIT_FAIL;
-  r.db = tool_open(r.db_path, SQLITE_OPEN_READWRITE);
-  if (!r.db) {
-    rc = tool_open_exit();
-  } else {
+  int rc = lock < 0 ? EXIT_FAIL : EXIT_OK;
+  for (int i = 0; rc == EXIT_OK && i < n; i++) {
+    rot_db *d = &dbs[i];
+    d->path = argv[optind + i];
+    d->db = tool_open(d->path, SQLITE_OPEN_READWRITE);
+    if (!d->db) {
+      rc = tool_open_exit();
+      break;
+    }
     sqlite3_int64 has_tokens = 0;
-    if (tool_is_oauthdb(r.db) != 1 ||
-        tool_query_int(r.db, &has_tokens,
+    if (tool_is_oauthdb(d->db) != 1 ||
+        tool_query_int(d->db, &has_tokens,
                        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
                        "AND name = 'oauth_tokens'", (char *)NULL) != SQLITE_OK ||
         !has_tokens) {
-      tool_error("%s is not a migrated oauthdb database (no oauth_tokens table)", r.db_path);
+      tool_error("%s is not a migrated oauthdb database (no oauth_tokens table)", d->path);
       rc = EXIT_REFUSED;
-    } else {
-      rc = rotate_db(&r);
     }
   }
-  tool_close(r.db);
-  close(lock);
+  if (rc == EXIT_OK) rc = rotate_dbs(&r, dbs, n);
+  for (int i = 0; i < n; i++) tool_close(dbs[i].db);
+  free(dbs);
+  if (lock >= 0) close(lock);
   return rc;
 }
