@@ -64,7 +64,7 @@ proc pg_fingerprint {dbname} {
       lappend parts "SELECT '$t:' || count(*) || ':' || md5(coalesce(string_agg(x::text, ',' ORDER BY x.id), '')) FROM $t x"
     }
   }
-  pg $dbname [join $parts " UNION ALL "]
+  lsort [split [pg $dbname [join $parts " UNION ALL "]] \n]
 }
 
 # Every row of TABLE on both sides, rendered column by column from the
@@ -201,7 +201,8 @@ proc make_big_source {path n} {
                              expires_at, is_active, revoked_at, created_at, updated_at)
       SELECT printf('00000002-0000-7000-8000-%012x', i),
              printf('00000001-0000-7000-8000-%012x', i % $users + 1),
-             x'0101' || randomblob(4 + 24 + 120 + 16), x'0101' || randomblob(4 + 24 + 100 + 16),
+             CAST(x'0101' || randomblob(4 + 24 + 120 + 16) AS BLOB),
+             CAST(x'0101' || randomblob(4 + 24 + 100 + 16) AS BLOB),
              '["email"]', 1800000000 + i,
              i < $users, CASE WHEN i < $users THEN NULL ELSE 1750000000 END,
              1700000000 + i, 1700000000 + i FROM k;

@@ -37,8 +37,14 @@ static char *one_line(const char *msg) {
   char *s = ex_xstrdup(msg ? msg : "");
   size_t n = strlen(s);
   while (n && (s[n - 1] == '\n' || s[n - 1] == ' ')) s[--n] = 0;
-  for (char *p = s; *p; p++)
-    if (*p == '\n') *p = ' ';
+  /* newlines and the tab libpq indents continuation lines with */
+  size_t k = 0;
+  for (size_t i = 0; s[i]; i++) {
+    char c = s[i] == '\n' || s[i] == '\t' ? ' ' : s[i];
+    if (c == ' ' && k > 0 && s[k - 1] == ' ') continue;
+    s[k++] = c;
+  }
+  s[k] = 0;
   return s;
 }
 
