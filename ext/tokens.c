@@ -31,7 +31,8 @@
 **
 ** Speed (bench/seal_open.c, target: SQL within 1.3x of the bare libsodium
 ** calls): small results go to SQLite as SQLITE_TRANSIENT copies, which
-** SQLite places in its per-connection lookaside memory; an sqlite3_malloc
+** SQLite places in its per-connection lookaside memory (up to 1,200 bytes
+** by default, enough for most tokens); an sqlite3_malloc
 ** per result (a global mutex and memory statistics) cost more than the
 ** whole SQL layer around the calls. Measured with callgrind, the two
 ** functions add ~2,000 instructions to the ~13,000 of the crypto per value.
