@@ -387,6 +387,11 @@ void keyring_free(keyring *pub) {
   free(kr);
 }
 
+/*
+** Linear: a keyring holds a handful of keys (a rotation adds one), and
+** these also work on a keyring not made by keyring_load. Even at the
+** 1,024-key limit a scan is about a microsecond.
+*/
 const keyring_key *keyring_find(const keyring *kr, uint32_t id) {
   for (int i = 0; i < kr->n_keys; i++)
     if (kr->keys[i].id == id) return &kr->keys[i];
