@@ -27,4 +27,9 @@ for src in $srcs; do
   echo "== $name"
   "$bin" "$ext" || { echo "bench/run.sh: $name failed" >&2; status=1; }
 done
+# oauthdb-export against COPY, pgloader and itself; starts its own PostgreSQL.
+if [ $# -eq 0 ]; then
+  echo "== export"
+  "$top/bench/export.sh" "$build" || { echo "bench/run.sh: export failed" >&2; status=1; }
+fi
 exit $status

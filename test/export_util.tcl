@@ -47,7 +47,7 @@ proc run_export {args} {
 
 # A field of the --json report, through python3's json module.
 proc json_get {json expr} {
-  exec python3 -c "import json,sys; r=json.load(sys.stdin); print($expr)" << $json
+  pgclean python3 -c "import json,sys; r=json.load(sys.stdin); print($expr)" << $json
 }
 
 # Everything a target database holds in the nine tables and schema_migrations
@@ -117,7 +117,7 @@ proc roundtrip_ok {sdb dbname table} {
 # Run PostgreSQL's pg_ctl as the user the cluster belongs to.
 proc pg_ctl {args} {
   set bin /usr/lib/postgresql/15/bin/pg_ctl
-  if {[exec id -u] == 0} {
+  if {[pgclean id -u] == 0} {
     set cmd [join [lmap a [list $bin {*}$args] { string cat ' [string map {' '\\''} $a] ' }] " "]
     pgclean su postgres -s /bin/sh -c $cmd
   } else {

@@ -116,7 +116,8 @@ typedef struct exporter {
 
   int source_version;
   int target_version_before;
-  int64_t sealed_values;         /* sealed values in the source */
+  int64_t sealed_values;         /* sealed values in the source (pass 1) */
+  int64_t sealed_counted;
   int64_t resealed, reseal_kept; /* reseal: newly sealed / production kept */
 
   /* findings */

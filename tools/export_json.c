@@ -293,7 +293,7 @@ static int parse_object(jparse *p, jbuf *out, int depth) {
     }
   }
   if (rc == 0 && out) {
-    qsort(m, nm, sizeof *m, member_cmp);
+    if (nm > 1) qsort(m, nm, sizeof *m, member_cmp);
     jb_putc(out, '{');
     int first = 1;
     for (size_t k = 0; k < nm; k++) {

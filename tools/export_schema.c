@@ -163,6 +163,7 @@ void target_close(exporter *ex) {
 
 int target_begin(exporter *ex) {
   PGresult *r = pg_exec(ex, "BEGIN",
+                        "SET temp_buffers = '128MB'; "
                         "BEGIN; SET LOCAL client_min_messages = warning; "
                         "SELECT pg_advisory_xact_lock(" EXPORT_LOCK_KEY ")");
   if (!r) return -1;

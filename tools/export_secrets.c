@@ -69,14 +69,16 @@ int secrets_prepare(exporter *ex) {
     for (int j = 0; j < t->n_src_cols; j++) {
       if (!export_is_sealed(t->name, t->src_cols[j])) continue;
       char *qt = pg_ident(t->name), *qc = pg_ident(t->src_cols[j]);
-      char *sql = ex_strdup_printf("SELECT count(%s) FROM %s", qc, qt);
+      /* Whether there are any: the count itself comes from pass 1, which
+         reads every row anyway. */
+      char *sql = ex_strdup_printf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s IS NOT NULL)", qt, qc);
       free(qt), free(qc);
       sqlite3_stmt *st = NULL;
       int rc = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL);
       free(sql);
       if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
-        return ex_fail(ex, EXIT_NOINPUT, "source %s: cannot count sealed values: %s",
+        return ex_fail(ex, EXIT_NOINPUT, "source %s: cannot look for sealed values: %s",
                        ex->source_path, sqlite3_errmsg(ex->src));
       }
       ex->sealed_values += sqlite3_column_int64(st, 0);
@@ -86,7 +88,7 @@ int secrets_prepare(exporter *ex) {
   if (ex->sealed_values > 0 && ex->secrets == SECRETS_UNSET)
     return ex_fail(
         ex, EXIT_USAGE,
-        "the source holds %lld sealed token values; say what to do with them:\n"
+        "the source holds sealed token values; say what to do with them:\n"
         "  --secrets=keep    copy them as they are (production then needs the\n"
         "                    dev keyring's keys to open them)\n"
         "  --secrets=reseal --target-keyring FILE\n"
@@ -94,8 +96,7 @@ int secrets_prepare(exporter *ex) {
         "                    $OAUTHDB_KEYRING) and seal it with FILE's primary key\n"
         "  --secrets=omit    leave token columns out; token rows not already in\n"
         "                    production are skipped and counted\n"
-        "nothing was sent",
-        (long long)ex->sealed_values);
+        "nothing was sent");
   if (ex->secrets != SECRETS_RESEAL) return 0;
 
   const char *dev = ex->source_keyring_path ? ex->source_keyring_path

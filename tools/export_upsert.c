@@ -216,12 +216,9 @@ static int load_table(exporter *ex, ex_table *t, int index) {
     PQclear(r);
     if (copy_table(ex, t, stage, &t->counts.read)) goto done;
     if (secrets_reconcile(ex, t, stage)) goto done;
-    /* the planner knows nothing of a fresh temp table's size otherwise */
-    char *sql = ex_strdup_printf("ANALYZE %s", stage);
-    r = pg_exec(ex, "analyzing a staging table", sql);
-    free(sql);
-    if (!r) goto done;
-    PQclear(r);
+    /* No ANALYZE: it costs as much as the upsert, and a never-analyzed
+       table is estimated from its size in pages, which is all the plan
+       (hash join against the target) needs. */
     if (upsert(ex, t, qt, stage)) goto done;
   }
   if (ex->verify && verify_table(ex, t, t->direct ? NULL : stage)) goto done;

@@ -137,6 +137,7 @@ static const char *check_value(exporter *ex, const ex_table *t, const ex_column 
   }
   if (want == SQLITE_BLOB) {
     if (!c->sealed) return NULL;
+    ex->sealed_counted++;
     return secrets_check(ex, t, c, id, sqlite3_column_blob(st, col),
                          (size_t)sqlite3_column_bytes(st, col));
   }
@@ -273,6 +274,7 @@ int validate_source(exporter *ex) {
     if (ex->n_invalid && !ex->all_errors) break;
   }
   progress_end(ex);
+  ex->sealed_values = ex->sealed_counted;
   if (ex->n_invalid && ex->all_errors)
     return ex_fail(ex, EXIT_DATAERR,
                    "%lld invalid row%s in the source; nothing was sent or committed",
