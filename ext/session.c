@@ -335,37 +335,46 @@ static void session_create_fn(sqlite3_context *ctx, int argc,
   sqlite3_bind_int64(st, 5, idle_timeout(conn));
   int rc = sqlite3_step(st);
   char session_id[37] = "";
-  if (rc == SQLITE_ROW) {
+  char *why = NULL; /* why the audit row could not be written */
+  int created = rc == SQLITE_ROW, audited = 0;
+  if (created) {
     const char *id = (const char *)sqlite3_column_text(st, 0);
     if (id && sqlite3_column_bytes(st, 0) == 36) memcpy(session_id, id, 37);
+    /*
+    ** Write the audit row while the INSERT is still running (it has
+    ** inserted, and holds its RETURNING row): in autocommit mode both then
+    ** commit together when it finishes, so no other connection (a backup,
+    ** an export) ever sees a session without its record. Written after
+    ** the INSERT finished, each would be a transaction of its own.
+    */
+    char *details = sqlite3_mprintf(
+        "{\"session_id\":\"%s\",\"expires_at\":%lld,\"idle_timeout\":%lld}",
+        session_id, (long long)(now + ttl), (long long)idle_timeout(conn));
+    int arc = details ? audit_write(conn, "session.created", user_id, 1, NULL,
+                                    details)
+                      : SQLITE_NOMEM;
+    sqlite3_free(details);
+    audited = arc == SQLITE_OK;
+    if (!audited)
+      why = sqlite3_mprintf("%s", arc == SQLITE_NOMEM ? "out of memory"
+                                                      : sqlite3_errmsg(conn->db));
   }
-  int created = rc == SQLITE_ROW;
   if (stmt_finish(ctx, conn, st, rc, "session_create") != SQLITE_OK) goto out;
   if (!created) {
     explain_no_user(ctx, conn, user_id);
     goto out;
   }
-
-  char *details = sqlite3_mprintf(
-      "{\"session_id\":\"%s\",\"expires_at\":%lld,\"idle_timeout\":%lld}",
-      session_id, (long long)(now + ttl), (long long)idle_timeout(conn));
-  rc = details ? audit_write(conn, "session.created", user_id, 1, NULL, details)
-               : SQLITE_NOMEM;
-  sqlite3_free(details);
-  if (rc != SQLITE_OK) {
+  if (!audited) {
     /* No token leaves without its audit row: take the session back. */
-    char *why = sqlite3_mprintf("%s", rc == SQLITE_NOMEM
-                                          ? "out of memory"
-                                          : sqlite3_errmsg(conn->db));
     undo_insert(conn, session_id);
     fn_error(ctx, "session_create: cannot write the audit row (%s); no "
                   "session was created", why ? why : "out of memory");
-    sqlite3_free(why);
     goto out;
   }
   sqlite3_result_text(ctx, token, TOKEN_TEXT_LEN, SQLITE_TRANSIENT);
 
 out:
+  sqlite3_free(why);
   sodium_memzero(token, sizeof token);
   sodium_memzero(hash, sizeof hash);
 }
@@ -483,10 +492,16 @@ static void session_revoke_fn(sqlite3_context *ctx, int argc,
     if (uid && sqlite3_column_bytes(st, 1) == 36) memcpy(user_id, uid, 37);
   }
   int revoked = rc == SQLITE_ROW;
+  /*
+  ** The audit row is written while the UPDATE still runs, so that in
+  ** autocommit mode the revocation and its record commit together (see
+  ** session_create). If it fails the error is on ctx, and the UPDATE still
+  ** finishes: the session stays revoked.
+  */
+  int audited = !revoked || audit_revoked(ctx, conn, "session_revoke",
+                                          session_id, user_id, reason) == SQLITE_OK;
   if (stmt_finish(ctx, conn, st, rc, "session_revoke") != SQLITE_OK) goto out;
-  if (revoked && audit_revoked(ctx, conn, "session_revoke", session_id,
-                               user_id, reason) != SQLITE_OK)
-    goto out;
+  if (!audited) goto out;
   sqlite3_result_int(ctx, revoked);
 out:
   sodium_memzero(hash, sizeof hash);
