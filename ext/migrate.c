@@ -13,6 +13,7 @@
 ** with the embedded one: a migration changed after it was applied, or one
 ** this build does not know, stops the run before anything is touched.
 */
+#include <limits.h>
 #include <string.h>
 #include "migrations.h"
 #include "oauthdb.h"
@@ -72,9 +73,27 @@ static int check_applied(sqlite3 *db, const char *fn, int *current,
   }
   int expected = 1;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    int version = sqlite3_column_int(st, 0);
+    /*
+    ** Only a row as run_step writes it counts: an INTEGER version (not 1.0,
+    ** '1' or 4294967297, which sqlite3_column_int would all read as 1), and
+    ** this build's name and checksum as TEXT. A file can hold any table.
+    ** Types are read first: sqlite3_column_text() converts in place.
+    */
+    int name_type = sqlite3_column_type(st, 1), sum_type = sqlite3_column_type(st, 2);
+    sqlite3_int64 v64 = sqlite3_column_int64(st, 0);
+    if (sqlite3_column_type(st, 0) != SQLITE_INTEGER || v64 < 1 || v64 > INT_MAX) {
+      *pzErr = sqlite3_mprintf(
+          "%s: schema_migrations has version %Q, not a migration number; "
+          "the database was not migrated by oauthdb",
+          fn, (const char *)sqlite3_column_text(st, 0));
+      rc = SQLITE_ERROR;
+      break;
+    }
+    int version = (int)v64;
     const char *name = (const char *)sqlite3_column_text(st, 1);
-    const char *sum = (const char *)sqlite3_column_text(st, 2);
+    const char *sum = sum_type == SQLITE_TEXT && sqlite3_column_bytes(st, 2) == 64
+                          ? (const char *)sqlite3_column_text(st, 2)
+                          : NULL;
     const migration *m = find_migration(version);
     if (!m) {
       *pzErr = sqlite3_mprintf(
@@ -92,6 +111,14 @@ static int check_applied(sqlite3 *db, const char *fn, int *current,
           "(checksum in database %.12s..., in this build %.12s...); "
           "refusing to migrate",
           fn, version, m->name, sum ? sum : "(null)", want);
+      rc = SQLITE_ERROR;
+      break;
+    }
+    if (name_type != SQLITE_TEXT || sqlite3_column_bytes(st, 1) != (int)strlen(m->name) ||
+        strcmp(name, m->name) != 0) {
+      *pzErr = sqlite3_mprintf(
+          "%s: migration %04d is named %Q in schema_migrations, %s in this build; "
+          "refusing to migrate", fn, version, name, m->name);
       rc = SQLITE_ERROR;
       break;
     }
@@ -228,7 +255,7 @@ static void schema_version_fn(sqlite3_context *ctx, int argc, sqlite3_value **ar
 enum { MCOL_VERSION, MCOL_NAME, MCOL_CHECKSUM, MCOL_APPLIED_AT, MCOL_STATUS };
 
 typedef struct mrow {
-  int version;
+  sqlite3_int64 version;
   char *name;
   char *checksum;
   sqlite3_int64 applied_at;   /* 0: not applied */
@@ -333,11 +360,22 @@ static int mig_filter(sqlite3_vtab_cursor *cur, int idx, const char *idxStr,
     return rc;
   }
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    int version = sqlite3_column_int(st, 0);
+    /* As check_applied: only an INTEGER version names a migration, and
+       only this build's name and checksum, as TEXT, make it 'applied'. */
+    int name_type = sqlite3_column_type(st, 1), sum_type = sqlite3_column_type(st, 2);
+    int is_number = sqlite3_column_type(st, 0) == SQLITE_INTEGER;
+    sqlite3_int64 version = sqlite3_column_int64(st, 0);
     const char *sum = (const char *)sqlite3_column_text(st, 2);
-    mrow *r = mig_row_for(c, version);
+    is_number = is_number && version >= 1 && version <= INT_MAX;
+    mrow *r = is_number ? mig_row_for(c, (int)version) : NULL;
     if (r) {
-      r->status = sum && strcmp(sum, r->checksum) == 0 ? "applied" : "changed";
+      const char *name = (const char *)sqlite3_column_text(st, 1);
+      const migration *m = find_migration((int)version);
+      int same = sum_type == SQLITE_TEXT && sqlite3_column_bytes(st, 2) == 64 &&
+                 strcmp(sum, r->checksum) == 0 && name_type == SQLITE_TEXT &&
+                 sqlite3_column_bytes(st, 1) == (int)strlen(m->name) &&
+                 strcmp(name, m->name) == 0;
+      r->status = same ? "applied" : "changed";
     } else {
       if (c->n == cap) {
         cap *= 2;
@@ -368,7 +406,7 @@ static int mig_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
   mig_cursor *c = (mig_cursor *)cur;
   mrow *r = &c->rows[c->i];
   switch (col) {
-  case MCOL_VERSION: sqlite3_result_int(ctx, r->version); break;
+  case MCOL_VERSION: sqlite3_result_int64(ctx, r->version); break;
   case MCOL_NAME: sqlite3_result_text(ctx, r->name, -1, SQLITE_TRANSIENT); break;
   case MCOL_CHECKSUM: sqlite3_result_text(ctx, r->checksum, -1, SQLITE_TRANSIENT); break;
   case MCOL_APPLIED_AT:
