@@ -63,6 +63,17 @@ int tool_exec(sqlite3 *db, const char *sql);
 /* Is DB an oauthdb database (has schema_migrations)? Negative on error. */
 int tool_is_oauthdb(sqlite3 *db);
 
+/* Sealed values of oauth_tokens per key id (both token columns). */
+typedef struct key_count {
+  char id[9];  /* 8 lowercase hex digits */
+  sqlite3_int64 n;
+} key_count;
+/*
+** Count them in one scan; *out (malloc'd, sorted by id) gets one entry per
+** key id. Returns how many, or -1 after printing the error.
+*/
+int tool_key_counts(sqlite3 *db, key_count **out);
+
 /* UTC timestamp for file names: 20250101T120000.123Z (21 bytes with NUL). */
 void tool_timestamp(char out[32]);
 

@@ -36,12 +36,6 @@ static const char status_help[] =
     "  -k, --keyring KEYRING  default $OAUTHDB_KEYRING\n"
     "Exit: 0 done, 1 failed, 2 usage, 3 refused (not an oauthdb database).\n";
 
-static const char key_counts_sql[] =
-    "SELECT token_key_id(v), count(*) FROM ("
-    "  SELECT access_token AS v FROM oauth_tokens"
-    "  UNION ALL SELECT refresh_token FROM oauth_tokens WHERE refresh_token IS NOT NULL"
-    ") GROUP BY 1 ORDER BY 1";
-
 /* The rule of session_valid (ext/session.c), at the real clock. */
 static const char sessions_alive_sql[] =
     "SELECT count(*) FROM user_sessions AS s JOIN users AS u ON u.id = s.user_id"
@@ -57,35 +51,25 @@ static const char *status_of(const keyfile *kf, const char *hex) {
 }
 
 static int print_keys(sqlite3 *db, const keyfile *kf) {
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, key_counts_sql, -1, &st, NULL) != SQLITE_OK) {
-    tool_error("%s", sqlite3_errmsg(db));
-    return -1;
-  }
+  key_count *counts = NULL;
+  int n = tool_key_counts(db, &counts);
+  if (n < 0) return -1;
   printf("keys (sealed values per key id):\n");
-  char seen[1024][9];
-  int n_seen = 0, rc, warn = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const char *hex = (const char *)sqlite3_column_text(st, 0);
-    if (!hex) continue;
-    const char *status = status_of(kf, hex);
-    printf("  %s  %-8s %lld\n", hex, status, (long long)sqlite3_column_int64(st, 1));
+  int warn = 0;
+  for (int i = 0; i < n; i++) {
+    const char *status = status_of(kf, counts[i].id);
+    printf("  %s  %-8s %lld\n", counts[i].id, status, (long long)counts[i].n);
     if (strcmp(status, "retired") == 0 || strcmp(status, "missing") == 0) warn = 1;
-    if (n_seen < 1024) snprintf(seen[n_seen++], 9, "%s", hex);
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) {
-    tool_error("%s", sqlite3_errmsg(db));
-    return -1;
   }
   /* Keys of the keyring that seal nothing here: still worth seeing. */
   for (int i = 0; kf && i < keyfile_count(kf); i++) {
     char hex[9];
     snprintf(hex, sizeof hex, "%08x", (unsigned)keyfile_id(kf, i));
     int found = 0;
-    for (int j = 0; j < n_seen && !found; j++) found = strcmp(seen[j], hex) == 0;
+    for (int j = 0; j < n && !found; j++) found = strcmp(counts[j].id, hex) == 0;
     if (!found) printf("  %s  %-8s 0\n", hex, keyfile_status(kf, i));
   }
+  free(counts);
   if (warn)
     printf("warning: some values are under a retired key or one the keyring does "
            "not hold: they do not open (docs/OPERATIONS.md, \"Rotation\")\n");
