@@ -1,5 +1,5 @@
 #!/bin/sh
-# deps.sh [build|test|bench]: make sure the Debian packages oauthdb needs are
+# deps.sh [build|test|bench|fuzz]: make sure the Debian packages oauthdb needs are
 # here. As root, installs what is missing with apt-get; otherwise prints the
 # exact apt-get line and fails. Only Debian packages, nothing downloaded else.
 set -eu
@@ -29,6 +29,10 @@ esac
 case $want in
 bench)
   need pgloader command -v pgloader
+  ;;
+fuzz)  # make fuzz: clang's libFuzzer (test/fuzz/README.md)
+  need clang              command -v clang
+  need libclang-rt-14-dev sh -c 'ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-"$(uname -m)".a'
   ;;
 esac
 [ -z "$missing" ] && exit 0
