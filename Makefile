@@ -108,8 +108,12 @@ bench:
 	$(MAKE) --no-print-directory all
 	bench/run.sh $(BUILD)
 
+# `make fuzz`: every libFuzzer target for FUZZ_SECONDS each, one after the
+# other (see the Fuzzing section at the end and test/fuzz/README.md).
 fuzz:
-	@echo "fuzz: not built yet (see issue: Hardening)"; exit 1
+	@tools/deps.sh fuzz
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SANITIZE=fuzz fuzz-bins
+	test/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/oauthdb $(DESTDIR)$(PREFIX)/bin
@@ -119,3 +123,63 @@ install: all
 
 clean:
 	rm -rf build
+
+# ---- Fuzzing (test/fuzz/README.md) --------------------------------------
+# Each target in test/fuzz is built twice from this tree's objects: as
+# $(BUILD)/fuzz-replay/<target> with the plain compiler and
+# test/fuzz/replay_main.c, which test/fuzz_replay.test runs over the
+# committed corpora (so `make check` replays them in the normal and the
+# sanitizer build), and as $(FUZZ_BUILD)/fuzz-bin/<target> with clang's
+# libFuzzer under ASan and UBSan, for `make fuzz`.
+FUZZ_TARGETS = fuzz_seal_open fuzz_keyring fuzz_sql_tokens fuzz_migrations fuzz_export_row
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= build/fuzz
+FUZZ_CC      ?= clang
+FUZZ_SRC      = test/fuzz/fuzz_util.c
+FUZZ_HDR      = test/fuzz/fuzz_util.h
+FUZZ_REPLAY   = $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
+FUZZ_BIN      = $(patsubst %,$(BUILD)/fuzz-bin/%,$(FUZZ_TARGETS))
+FUZZ_LIBS     = -lpq -lsqlite3 -lsodium -lm
+
+ifeq ($(SANITIZE),fuzz)
+SANITIZE_FLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+
+# The exporter's files as objects, so a target can call their functions;
+# export_main.c's main() is renamed out of the way of the fuzzer's.
+EXPORT_FUZZ_OBJ = $(patsubst tools/%.c,$(BUILD)/fuzz-obj/%.o,$(EXPORT_SRC))
+$(BUILD)/fuzz-obj/export_main.o: FUZZ_OBJ_FLAGS = -Dmain=oauthdb_export_main
+.SECONDARY: $(EXPORT_FUZZ_OBJ)
+$(BUILD)/fuzz-obj/%.o: tools/%.c $(EXT_HDR) $(wildcard tools/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itools $(FUZZ_OBJ_FLAGS) -c $< -o $@
+
+# What each target links besides its own file and fuzz_util.c.
+FUZZ_LINK_fuzz_seal_open  = $(CORE_OBJ)
+FUZZ_LINK_fuzz_keyring    = $(CORE_OBJ)
+FUZZ_LINK_fuzz_sql_tokens = $(EXT_OBJ)
+FUZZ_LINK_fuzz_migrations = $(EXT_OBJ)
+FUZZ_LINK_fuzz_export_row = $(EXPORT_FUZZ_OBJ) $(CORE_OBJ) $(BUILD)/ext/postgres_migrations.o
+
+.PHONY: fuzz-bins fuzz-replay
+fuzz-bins: $(FUZZ_BIN)
+fuzz-replay: $(FUZZ_REPLAY)
+	@for t in $(FUZZ_TARGETS); do \
+	  out=$$($(BUILD)/fuzz-replay/$$t test/fuzz/corpus/$$t 2>&1) || \
+	    { echo "$$out" | tail -5; echo "$$t: FAILED"; exit 1; }; \
+	  echo "$$t: $$(echo "$$out" | tail -1)"; \
+	done
+
+# The replay binaries are test programs like $(TEST_BIN).
+check-normal: $(FUZZ_REPLAY)
+test-bins: $(FUZZ_REPLAY)
+
+# Secondary expansion, for each target's own link list ($$*); kept last in
+# this file so that it changes no other rule.
+.SECONDEXPANSION:
+$(BUILD)/fuzz-replay/%: test/fuzz/%.c test/fuzz/replay_main.c $(FUZZ_SRC) $(FUZZ_HDR) $(EXT_HDR) $$(FUZZ_LINK_$$*)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itools -Itest/fuzz -o $@ $< test/fuzz/replay_main.c $(FUZZ_SRC) $(FUZZ_LINK_$*) $(FUZZ_LIBS)
+$(BUILD)/fuzz-bin/%: test/fuzz/%.c $(FUZZ_SRC) $(FUZZ_HDR) $(EXT_HDR) $$(FUZZ_LINK_$$*)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itools -Itest/fuzz -o $@ $< $(FUZZ_SRC) $(FUZZ_LINK_$*) $(FUZZ_LIBS)
