@@ -68,10 +68,18 @@ int sqlite3_oauthdb_init(sqlite3 *db, char **pzErrMsg,
     return SQLITE_ERROR;
   }
 
+  /*
+  ** Before anything is registered: a schema parsed without our functions
+  ** could call them unchecked, and a failed load would leave registered
+  ** functions behind (schema_check.c).
+  */
+  int rc = schema_check(db, pzErrMsg);
+  if (rc != SQLITE_OK) return rc;
+
   oauthdb_conn *conn = conn_new(db);
   if (!conn) return SQLITE_NOMEM;
 
-  int rc = conn_guard_register(db, conn);
+  rc = conn_guard_register(db, conn);
   if (rc != SQLITE_OK) {
     *pzErrMsg = sqlite3_mprintf("oauthdb: cannot register oauthdb_connection: %s",
                                 sqlite3_errmsg(db));

@@ -97,6 +97,13 @@ void vtab_set_error(sqlite3_vtab *vtab, const char *fmt, ...);
 */
 keyring *conn_keyring(oauthdb_conn *conn, char **pzErr);
 
+/*
+** schema_check.c: SQLITE_OK, or an error with *pzErr set when a database of
+** the connection calls our DIRECTONLY functions from a table or index
+** definition, or hides one of our eponymous tables. Run before registering.
+*/
+int schema_check(sqlite3 *db, char **pzErr);
+
 /* Feature entry points, called in this order by sqlite3_oauthdb_init. */
 int migrate_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 int tokens_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
