@@ -136,13 +136,13 @@ proc have_postgres {} { expr {[info exists ::env(PGHOST)] && $::env(PGHOST) ne "
 # A new, empty PostgreSQL database for this test file; returns its name.
 proc pg_createdb {{prefix t}} {
   set name ${prefix}_[pid]_[incr ::pg_dbseq]
-  exec createdb $name
+  exec env -u LD_PRELOAD createdb $name
   return $name
 }
 
 # Run SQL through psql on DBNAME; returns unaligned, tuples-only output.
 proc psql {dbname sql} {
-  exec psql -X -q -v ON_ERROR_STOP=1 -At -d $dbname -c $sql 2>@1
+  exec env -u LD_PRELOAD psql -X -q -v ON_ERROR_STOP=1 -At -d $dbname -c $sql 2>@1
 }
 
 proc finish_test {} {
