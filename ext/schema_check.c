@@ -18,12 +18,13 @@
 **    exist (so does any statement the application ran before loading), so
 **    a file could make the application's own INSERT call token_open() and
 **    keep the plaintext in a STORED generated column or an index of the file,
-**    whatever trusted_schema says (test/hostile.test, 2.x). A schema parsed
-**    once the functions exist (a later ATTACH, a change by another
-**    connection) SQLite refuses itself: non-deterministic functions are
-**    prohibited there. So what is in the schema at load time is all this
-**    has to check, and it checks before anything is registered: a failed
-**    load leaves registered functions behind.
+**    whatever trusted_schema says (test/hostile.test, 2.x). In a schema
+**    parsed once the functions exist (a later ATTACH, a change by another
+**    connection) SQLite itself refuses them in indexes and generated
+**    columns (non-deterministic); it still lets a CHECK call them, a limit
+**    docs/SECURITY.md states (test/hostile.test 2.10). This runs before
+**    anything is registered: a failed load leaves registered functions
+**    behind.
 **  - A table or view named like one of our eponymous tables hides it: an
 **    INSERT INTO oauth_token_vault would store plaintext in the file's table.
 **
@@ -189,7 +190,7 @@ int schema_check(sqlite3 *db, char **pzErr) {
   if (rc == SQLITE_OK) rc = sqlite3_finalize(st);
   else sqlite3_finalize(st);
   if (rc != SQLITE_OK && !*pzErr)
-    *pzErr = sqlite3_mprintf("oauthdb: cannot read the database list: %s",
+    *pzErr = sqlite3_mprintf("oauthdb: cannot read the database schema: %s",
                              sqlite3_errmsg(db));
   return rc;
 }
