@@ -235,8 +235,11 @@ static const char *outcome(const exporter *ex) {
 static void report_text(const exporter *ex) {
   printf("oauthdb-export: %s -> %s\n", ex->source_path,
          ex->target_desc ? ex->target_desc : "(not connected)");
-  printf("schema: target migrated from %04d to %04d\n",
-         ex->target_version_before, ex->source_version);
+  if (ex->target_version_before == ex->source_version)
+    printf("schema: target already at %04d\n", ex->source_version);
+  else
+    printf("schema: target migrated from %04d to %04d%s\n", ex->target_version_before,
+           ex->source_version, ex->dry_run ? " (rolled back with the rest)" : "");
   switch (ex->secrets) {
   case SECRETS_KEEP:
     printf("secrets: keep (%lld sealed values copied as they are)\n",
