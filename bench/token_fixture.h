@@ -49,12 +49,12 @@ typedef struct token_fixture {
   char keyring_path[PATH_MAX];
 } token_fixture;
 
-static void fixture_die(sqlite3 *db, const char *what) {
+static inline void fixture_die(sqlite3 *db, const char *what) {
   fprintf(stderr, "token fixture: %s: %s\n", what, db ? sqlite3_errmsg(db) : "failed");
   exit(1);
 }
 
-static void fixture_exec(sqlite3 *db, const char *sql) {
+static inline void fixture_exec(sqlite3 *db, const char *sql) {
   char *err = NULL;
   if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
     fprintf(stderr, "token fixture: %.60s...: %s\n", sql, err ? err : "?");
@@ -63,14 +63,14 @@ static void fixture_exec(sqlite3 *db, const char *sql) {
   }
 }
 
-static double fixture_now(void) {
+static inline double fixture_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* Open PATH and load the extension; the caller closes. */
-static sqlite3 *fixture_open(const char *path, const char *ext, int flags) {
+static inline sqlite3 *fixture_open(const char *path, const char *ext, int flags) {
   sqlite3 *db = NULL;
   if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) fixture_die(db, path);
   sqlite3_enable_load_extension(db, 1);
@@ -83,7 +83,7 @@ static sqlite3 *fixture_open(const char *path, const char *ext, int flags) {
   return db;
 }
 
-static sqlite3_int64 fixture_int(sqlite3 *db, const char *sql) {
+static inline sqlite3_int64 fixture_int(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fixture_die(db, sql);
   if (sqlite3_step(st) != SQLITE_ROW) fixture_die(db, sql);
@@ -93,7 +93,7 @@ static sqlite3_int64 fixture_int(sqlite3 *db, const char *sql) {
 }
 
 /* Is the fixture at F current for this extension? */
-static int fixture_current(const token_fixture *f, const char *ext) {
+static inline int fixture_current(const token_fixture *f, const char *ext) {
   if (access(f->db_path, R_OK) != 0 || access(f->keyring_path, R_OK) != 0) return 0;
   sqlite3 *db = fixture_open(f->db_path, ext, SQLITE_OPEN_READONLY);
   int ok = fixture_int(db, "PRAGMA user_version") == TOKEN_FIXTURE_VERSION &&
@@ -103,7 +103,7 @@ static int fixture_current(const token_fixture *f, const char *ext) {
   return ok;
 }
 
-static void fixture_write_keyring(const char *path) {
+static inline void fixture_write_keyring(const char *path) {
   unsigned char key[32];
   char hex[65];
   randombytes_buf(key, sizeof key);
@@ -118,7 +118,7 @@ static void fixture_write_keyring(const char *path) {
   sodium_memzero(hex, sizeof hex);
 }
 
-static void fixture_build(const token_fixture *f, const char *ext) {
+static inline void fixture_build(const token_fixture *f, const char *ext) {
   char tmp[PATH_MAX + 32];
   snprintf(tmp, sizeof tmp, "%s.%ld.tmp", f->db_path, (long)getpid());
   unlink(tmp);
@@ -174,7 +174,7 @@ static void fixture_build(const token_fixture *f, const char *ext) {
 ** The fixture for the extension EXT (BUILD/oauthdb.so): paths in
 ** BUILD/bench/, built first if needed.
 */
-static void token_fixture_get(token_fixture *f, const char *ext) {
+static inline void token_fixture_get(token_fixture *f, const char *ext) {
   /* Room for the file names after it, so no path is ever cut short. */
   char dir[PATH_MAX - 32];
   if (snprintf(dir, sizeof dir, "%s", ext) >= (int)sizeof dir) fixture_die(NULL, "path too long");
@@ -187,7 +187,7 @@ static void token_fixture_get(token_fixture *f, const char *ext) {
 }
 
 /* Open the fixture with its keyring and the clock at TOKEN_FIXTURE_NOW. */
-static sqlite3 *token_fixture_open(const token_fixture *f, const char *ext) {
+static inline sqlite3 *token_fixture_open(const token_fixture *f, const char *ext) {
   sqlite3 *db = fixture_open(f->db_path, ext, SQLITE_OPEN_READONLY);
   char *sql = sqlite3_mprintf("SELECT oauthdb_keyring(%Q); SELECT oauthdb_config('clock', %lld)",
                               f->keyring_path, TOKEN_FIXTURE_NOW);
