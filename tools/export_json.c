@@ -225,7 +225,9 @@ static int parse_number(jparse *p, jbuf *out) {
   jb_put(&d, p->s + frac_start, (size_t)n_frac);
   if (!zero && neg) jb_putc(out, '-');
   if (shift >= 0) {
-    for (long long k = 0; k < shift; k++) jb_putc(&d, '0');
+    /* Zero stays "0" however big its exponent (0e400000000: no 400 MB of zeros). */
+    if (!zero)
+      for (long long k = 0; k < shift; k++) jb_putc(&d, '0');
     size_t s0 = 0;
     while (s0 + 1 < d.len && d.p[s0] == '0') s0++;
     jb_put(out, d.p + s0, d.len - s0);
