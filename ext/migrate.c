@@ -367,10 +367,11 @@ static int mig_filter(sqlite3_vtab_cursor *cur, int idx, const char *idxStr,
     sqlite3_int64 version = sqlite3_column_int64(st, 0);
     const char *sum = (const char *)sqlite3_column_text(st, 2);
     is_number = is_number && version >= 1 && version <= INT_MAX;
-    mrow *r = is_number ? mig_row_for(c, (int)version) : NULL;
+    /* An embedded migration's row; a repeated unknown version is unknown again. */
+    const migration *m = is_number ? find_migration((int)version) : NULL;
+    mrow *r = m ? mig_row_for(c, (int)version) : NULL;
     if (r) {
       const char *name = (const char *)sqlite3_column_text(st, 1);
-      const migration *m = find_migration((int)version);
       int same = sum_type == SQLITE_TEXT && sqlite3_column_bytes(st, 2) == 64 &&
                  strcmp(sum, r->checksum) == 0 && name_type == SQLITE_TEXT &&
                  sqlite3_column_bytes(st, 1) == (int)strlen(m->name) &&
