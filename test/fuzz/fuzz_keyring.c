@@ -38,10 +38,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 static int blank(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-/* Lines with something other than blanks before an optional # comment. */
+/*
+** Lines with something other than blanks before an optional # comment,
+** after a UTF-8 byte order mark at the very start (FORMAT.md allows one).
+*/
 static int key_lines(const uint8_t *s, size_t n) {
   int count = 0, seen = 0, in_comment = 0;
-  for (size_t i = 0; i <= n; i++) {
+  size_t start = n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+  for (size_t i = start; i <= n; i++) {
     if (i == n || s[i] == '\n') {
       count += seen;
       seen = in_comment = 0;

@@ -84,6 +84,8 @@ write(t, "one-primary", K_PRIMARY + " primary\n")
 write(t, "no-final-newline", K_PRIMARY + " primary")
 write(t, "crlf-tabs-comments", "# ring\r\n\r\n\t" + K_PRIMARY.replace(" ", "\t") + "\tprimary\t# main\r\n"
       + "   # indented comment\r\n" + K_ACTIVE + " active\r\n")
+write(t, "byte-order-mark", "\ufeff# written by an editor that adds one\n" + K_PRIMARY + " primary\n")
+write(t, "byte-order-mark-not-at-start", K_PRIMARY + " primary\n\ufeff" + K_ACTIVE + " active\n")
 write(t, "uppercase-key-hex", "9c0e51d2 " + KEY_HEX.upper() + " primary\n")
 write(t, "empty", "")
 write(t, "only-comments", "# nothing\n\n   \n# here\n")
