@@ -213,8 +213,9 @@ int conn_guard_register(sqlite3 *db, oauthdb_conn *conn) {
   conn->refs++;
   int rc = sqlite3_create_module_v2(db, "oauthdb_connection", &guard_module,
                                     conn, conn_release);
-  if (rc != SQLITE_OK) return rc;
-  return guard_connect_now(db);
+  /* Connected on first use by conn_stmt(): preparing reads the schema,
+     which can fail, and nothing may fail once registration has begun. */
+  return rc;
 }
 
 static int guard_connect_now(sqlite3 *db) {

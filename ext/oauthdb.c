@@ -35,14 +35,71 @@ static const struct {
     {"retention", retention_register},
 };
 
-static int current_busy_timeout(sqlite3 *db) {
+static int query_int(sqlite3 *db, const char *sql, int *out) {
   sqlite3_stmt *st = NULL;
-  int ms = 0;
-  if (sqlite3_prepare_v2(db, "PRAGMA busy_timeout", -1, &st, NULL) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW)
-    ms = sqlite3_column_int(st, 0);
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      *out = sqlite3_column_int(st, 0);
+      rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+      rc = SQLITE_ERROR;
+    }
+  }
   sqlite3_finalize(st);
-  return ms;
+  return rc;
+}
+
+/*
+** The connection settings oauthdb needs (docs/SQL.md, "Loading").
+*/
+static int configure_connection(sqlite3 *db, char **pzErrMsg) {
+  int busy_ms = 0, fk = 0, temp_store = 0, temp_objects = 0;
+  /* The application's own busy timeout wins; without one, wait rather than
+     hand SQLITE_BUSY to a caller while another process writes. */
+  int rc = query_int(db, "PRAGMA busy_timeout", &busy_ms);
+  if (rc == SQLITE_OK && busy_ms == 0)
+    rc = sqlite3_busy_timeout(db, OAUTHDB_DEFAULT_BUSY_MS);
+  /* Foreign keys carry the schema's ON DELETE rules; SQLite leaves them off
+     by default. (Inside a transaction the change waits for its end.) */
+  if (rc == SQLITE_OK)
+    rc = sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, &fk);
+  /* A deleted or resealed token must not linger in free pages, not even as
+     old ciphertext, for whoever later holds the key (Debian's SQLite is
+     built with SECURE_DELETE; others are not). */
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, "PRAGMA secure_delete = ON", NULL, NULL, NULL);
+  /* A sort or temporary index over the vault's plaintext must never spill
+     to a temporary file. Changing temp_store closes the temporary database,
+     dropping its tables, so an application's temporary tables are never
+     thrown away for it: then loading stops and says what to do. */
+  if (rc == SQLITE_OK) rc = query_int(db, "PRAGMA temp_store", &temp_store);
+  /* The temporary database is open once anything used it; until then the
+     change cannot drop anything, even inside a transaction. */
+  if (rc == SQLITE_OK && temp_store != 2 && sqlite3_db_filename(db, "temp")) {
+    rc = query_int(db, "SELECT count(*) FROM temp.sqlite_schema", &temp_objects);
+    if (rc == SQLITE_OK && temp_objects > 0) {
+      *pzErrMsg = sqlite3_mprintf(
+          "oauthdb: this connection has temporary tables and keeps temporary "
+          "data in files; plaintext tokens could spill to disk. Run PRAGMA "
+          "temp_store = MEMORY before creating temporary tables, then load "
+          "oauthdb");
+      return SQLITE_ERROR;
+    }
+    if (rc == SQLITE_OK && !sqlite3_get_autocommit(db)) {
+      *pzErrMsg = sqlite3_mprintf(
+          "oauthdb: cannot set temp_store = MEMORY inside this transaction; "
+          "load oauthdb outside a transaction");
+      return SQLITE_ERROR;
+    }
+  }
+  if (rc == SQLITE_OK && temp_store != 2)
+    rc = sqlite3_exec(db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL);
+  if (rc != SQLITE_OK && !*pzErrMsg)
+    *pzErrMsg = sqlite3_mprintf("oauthdb: cannot configure the connection: %s",
+                                sqlite3_errmsg(db));
+  return rc;
 }
 
 #ifdef _WIN32
@@ -69,16 +126,24 @@ int sqlite3_oauthdb_init(sqlite3 *db, char **pzErrMsg,
   }
 
   /*
-  ** Before anything is registered: a schema parsed without our functions
-  ** could call them unchecked, and a failed load would leave registered
-  ** functions behind (schema_check.c).
+  ** Everything that can fail runs before anything is registered: when the
+  ** init function fails, SQLite unloads the library, and a function or
+  ** module registered by then would be left pointing into unmapped code.
   */
-  int rc = schema_check(db, pzErrMsg);
+  int rc = configure_connection(db, pzErrMsg);
+  if (rc != SQLITE_OK) return rc;
+
+  /*
+  ** A schema parsed without our functions could call them unchecked
+  ** (schema_check.c).
+  */
+  rc = schema_check(db, pzErrMsg);
   if (rc != SQLITE_OK) return rc;
 
   oauthdb_conn *conn = conn_new(db);
   if (!conn) return SQLITE_NOMEM;
 
+  /* From here only registration remains, which fails only when out of memory. */
   rc = conn_guard_register(db, conn);
   if (rc != SQLITE_OK) {
     *pzErrMsg = sqlite3_mprintf("oauthdb: cannot register oauthdb_connection: %s",
@@ -92,27 +157,5 @@ int sqlite3_oauthdb_init(sqlite3 *db, char **pzErrMsg,
   }
   conn_release(conn);  /* the registrations hold it from here on */
   if (rc != SQLITE_OK) return rc;
-
-  /*
-  ** Foreign keys carry the schema's ON DELETE rules; SQLite leaves them off
-  ** by default. Outside a transaction this takes effect at once.
-  */
-  rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
-  /*
-  ** A deleted or resealed token must not linger in free pages, not even as
-  ** old ciphertext, for whoever later holds the key (Debian's SQLite is built
-  ** with SECURE_DELETE; others are not). And a sort or temporary index over
-  ** the vault's plaintext must never spill to a temporary file on disk.
-  */
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(db, "PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY",
-                      NULL, NULL, NULL);
-  if (rc == SQLITE_OK && current_busy_timeout(db) == 0)
-    rc = sqlite3_busy_timeout(db, OAUTHDB_DEFAULT_BUSY_MS);
-  if (rc != SQLITE_OK) {
-    *pzErrMsg = sqlite3_mprintf("oauthdb: cannot configure connection: %s",
-                                sqlite3_errmsg(db));
-    return rc;
-  }
   return SQLITE_OK;
 }
