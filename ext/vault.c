@@ -417,6 +417,13 @@ static int column_open(vault_cursor *c, sqlite3_context *ctx, int col) {
   const char *column = col == VCOL_ACCESS_TOKEN ? "access_token" : "refresh_token";
 
   size_t len = plain_len(n);
+  /* A file can hold a blob of any size: refuse before allocating for it. */
+  if (len > SEAL_MAX_PLAINTEXT) {
+    vtab_set_error(&v->base, "oauth_token_vault: cannot open %s of row %.*s: "
+                   "token_open: sealed value holds %lld bytes; the limit is "
+                   "16777216 (16 MiB)", column, n_id, id ? id : "", (long long)len);
+    return SQLITE_ERROR;
+  }
   unsigned char *out = sqlite3_malloc64(len + 1);
   if (!out || !id) {
     sqlite3_free(out);
@@ -750,6 +757,11 @@ static int old_plain(vault_vtab *v, const old_row *r, int col, plain *pt) {
   const unsigned char *sealed = sqlite3_value_blob(val);
   size_t n = (size_t)sqlite3_value_bytes(val);
   pt->n = plain_len(n);
+  /* Too big to be ours: it cannot open, so it counts as changed (as above). */
+  if (pt->n > SEAL_MAX_PLAINTEXT) {
+    pt->n = 0;
+    return SQLITE_OK;
+  }
   pt->p = sodium_malloc(pt->n + 1);
   if (!pt->p) return SQLITE_NOMEM;
   char *err = vault_open(v, col == VCOL_ACCESS_TOKEN ? "access_token" : "refresh_token",
