@@ -19,8 +19,8 @@
 ** Decisions (docs/SQL.md, "Passwords"):
 ** - A password is TEXT (its UTF-8 bytes) or a BLOB (its bytes). NULL hashes
 **   to NULL; numbers are refused, since 0123 stored as an integer is 123.
-**   Length and strength rules are the application's; the empty password is
-**   hashed like any other.
+**   Strength rules are the application's; the empty password is hashed like
+**   any other. Longer than PASSWORD_MAX_BYTES is an error, never a prefix.
 ** - password_verify returns 1 only for a match. A NULL hash (a user who signs
 **   in only through OAuth) or a NULL password gives 0, so `WHERE
 **   password_verify(...)` and `NOT password_verify(...)` both mean what they
@@ -47,6 +47,14 @@ SQLITE_EXTENSION_INIT3
 #define PASSWORD_MEMLIMIT crypto_pwhash_MEMLIMIT_INTERACTIVE
 
 /*
+** The longest password taken, in bytes. libsodium's own bound is 4 GiB, so
+** without one a sign-in form could make every request copy megabytes into
+** locked memory. 4096 is far above the 64 characters NIST SP 800-63B asks
+** to allow; an application may set a lower one itself.
+*/
+#define PASSWORD_MAX_BYTES 4096
+
+/*
 ** The password argument in sodium_malloc'd memory, NUL-terminated for
 ** convenience. Returns NULL and sets an error on ctx when there is none to
 ** use; *is_null says that the argument was SQL NULL (no error then).
@@ -70,8 +78,9 @@ static char *password_copy(sqlite3_context *ctx, sqlite3_value *v,
     sqlite3_result_error_nomem(ctx);
     return NULL;
   }
-  if ((unsigned long long)n > crypto_pwhash_PASSWD_MAX) {
-    fn_error(ctx, "%s: the password is too long", fn);
+  if (n > PASSWORD_MAX_BYTES) {
+    fn_error(ctx, "%s: the password is %d bytes; the limit is %d", fn, n,
+             PASSWORD_MAX_BYTES);
     return NULL;
   }
   char *copy = sodium_malloc((size_t)n + 1);
