@@ -51,9 +51,13 @@ static int guard_connect_now(sqlite3 *db);
 
 sqlite3_stmt *conn_stmt(oauthdb_conn *conn, conn_stmt_id id, const char *sql) {
   if (!conn->stmts[id]) {
-    /* Only cache while the guard can finalize the cache at close. */
-    if (!conn->guard_connected && guard_connect_now(conn->db) != SQLITE_OK)
-      return NULL;
+    /*
+    ** Only cache while the guard can finalize the cache at close. A prepare
+    ** that succeeds may still have found another table of that name (an
+    ** attached file's), so what counts is whether the guard connected.
+    */
+    if (!conn->guard_connected) guard_connect_now(conn->db);
+    if (!conn->guard_connected) return NULL;
     /* The marker lets the suite's leak check tell the cache apart. */
     char *marked = sqlite3_mprintf("/*oauthdb cache*/ %s", sql);
     if (!marked) return NULL;
@@ -220,7 +224,8 @@ int conn_guard_register(sqlite3 *db, oauthdb_conn *conn) {
 
 static int guard_connect_now(sqlite3 *db) {
   sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(db, "SELECT version FROM oauthdb_connection", -1,
+  /* main.: unqualified, a table of an attached file would come first. */
+  int rc = sqlite3_prepare_v2(db, "SELECT version FROM main.oauthdb_connection", -1,
                           &st, NULL);
   sqlite3_finalize(st);
   return rc;
