@@ -54,6 +54,14 @@ struct oauthdb_conn {
   int refs;                       /* function registrations holding this */
   keyring *keys;                  /* NULL until loaded (see tokens.c) */
   char *keyring_path;             /* where keys came from, for messages */
+  /* The keyring file as it was when loaded, and when that was last
+     compared with the file: a rotation by another process is picked up
+     within a second (tokens.c, keyring_current). */
+  struct keyring_stamp {
+    unsigned long long dev, ino, size;
+    long long mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+  } keyring_stamp;
+  long long keyring_checked_at;
   sqlite3_stmt *stmts[STMT__COUNT];
   int64_t session_idle_timeout;   /* seconds; see session.c for defaults */
   int64_t session_absolute_timeout;

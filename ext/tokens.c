@@ -40,6 +40,8 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include "oauthdb.h"
 #include "seal.h"
 
@@ -132,8 +134,30 @@ static int arg_sealed(sqlite3_context *ctx, const char *fn, sqlite3_value *v,
 
 /* ---- the connection's keyring ---------------------------------------- */
 
+/* What identifies a version of the keyring file; 0 when it cannot be read. */
+static int keyring_stamp_of(const char *path, struct keyring_stamp *out) {
+  struct stat st;
+  memset(out, 0, sizeof *out);
+  if (stat(path, &st) != 0) return 0;
+  out->dev = (unsigned long long)st.st_dev;
+  out->ino = (unsigned long long)st.st_ino;
+  out->size = (unsigned long long)st.st_size;
+  out->mtime_sec = (long long)st.st_mtim.tv_sec;
+  out->mtime_nsec = (long long)st.st_mtim.tv_nsec;
+  out->ctime_sec = (long long)st.st_ctim.tv_sec;
+  out->ctime_nsec = (long long)st.st_ctim.tv_nsec;
+  return 1;
+}
+
 /* Load PATH as the connection's keyring, zeroing the one it replaces. */
 static int load_keyring(oauthdb_conn *conn, const char *path, char **pzErr) {
+  /*
+  ** The stamp is taken before the load: if the file changes in between,
+  ** the stamp is the older one and the next check loads again, never the
+  ** other way round.
+  */
+  struct keyring_stamp stamp;
+  keyring_stamp_of(path, &stamp);
   char *err = NULL;
   keyring *kr = keyring_load(path, &err);
   if (!kr) {
@@ -151,7 +175,38 @@ static int load_keyring(oauthdb_conn *conn, const char *path, char **pzErr) {
   sqlite3_free(conn->keyring_path);
   conn->keys = kr;
   conn->keyring_path = copy;
+  conn->keyring_stamp = stamp;
+  conn->keyring_checked_at = (long long)time(NULL);
   return SQLITE_OK;
+}
+
+/*
+** The loaded keyring, reloaded first when its file has changed since.
+**
+** `oauthdb rotate` (another process) promotes a new key, reseals, then
+** retires the old one. A connection that kept sealing with the key it
+** loaded at first would go on writing values under a key the file now
+** calls retired, which no other connection opens. So the file is compared
+** with its stamp at most once a second (time() is a vDSO read; a stat per
+** seal would cost a tenth of the seal), and the rotation waits longer than
+** that after promoting before it checks that no value uses the old key.
+** A file that changed and no longer loads is an error, not a reason to
+** keep the old keys quietly.
+*/
+static keyring *keyring_current(oauthdb_conn *conn, char **pzErr) {
+  long long now = (long long)time(NULL);
+  if (now == conn->keyring_checked_at) return conn->keys;
+  conn->keyring_checked_at = now;
+  struct keyring_stamp stamp;
+  keyring_stamp_of(conn->keyring_path, &stamp);
+  if (memcmp(&stamp, &conn->keyring_stamp, sizeof stamp) == 0) return conn->keys;
+  if (load_keyring(conn, conn->keyring_path, pzErr) != SQLITE_OK) {
+    /* Fail closed, and keep failing until the file loads again. */
+    keyring_free(conn->keys);
+    conn->keys = NULL;
+    return NULL;
+  }
+  return conn->keys;
 }
 
 /*
@@ -161,8 +216,10 @@ static int load_keyring(oauthdb_conn *conn, const char *path, char **pzErr) {
 */
 keyring *conn_keyring(oauthdb_conn *conn, char **pzErr) {
   *pzErr = NULL;
-  if (conn->keys) return conn->keys;
-  const char *path = getenv("OAUTHDB_KEYRING");
+  if (conn->keys) return keyring_current(conn, pzErr);
+  /* A keyring set with oauthdb_keyring() whose file stopped loading is
+     retried from the same path, not from the environment. */
+  const char *path = conn->keyring_path ? conn->keyring_path : getenv("OAUTHDB_KEYRING");
   if (!path || !*path) {
     *pzErr = sqlite3_mprintf(
         "no keyring: set OAUTHDB_KEYRING=/path/to/keyring or "
@@ -177,7 +234,6 @@ keyring *conn_keyring(oauthdb_conn *conn, char **pzErr) {
 /* conn_keyring for SQL function FN, reporting on ctx. */
 static keyring *token_keyring(sqlite3_context *ctx, const char *fn) {
   oauthdb_conn *conn = sqlite3_user_data(ctx);
-  if (conn->keys) return conn->keys;
   char *err = NULL;
   keyring *kr = conn_keyring(conn, &err);
   if (!kr) {
@@ -478,7 +534,7 @@ static void token_fingerprint_fn(sqlite3_context *ctx, int argc,
 static void oauthdb_keyring_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   oauthdb_conn *conn = sqlite3_user_data(ctx);
   if (argc == 0) {
-    const char *path = conn->keys ? conn->keyring_path : getenv("OAUTHDB_KEYRING");
+    const char *path = conn->keyring_path ? conn->keyring_path : getenv("OAUTHDB_KEYRING");
     if (path && *path) sqlite3_result_text(ctx, path, -1, SQLITE_TRANSIENT);
     return;
   }

@@ -772,6 +772,21 @@ static int count_left(rotation *r, rot_db *d, sqlite3_int64 *left, sqlite3_int64
 }
 
 /*
+** A connection compares its keyring file with the one it loaded at most
+** once a second (ext/tokens.c, keyring_current), so until a little over a
+** second after the new primary was written, an application may still seal
+** with the old key. The count that lets the old key retire comes after
+** that; a value sealed in the gap is found by it and resealed.
+*/
+#define KEYRING_RELOAD_SECONDS 1
+static void wait_for_reloads(const rotation *r) {
+  while ((sqlite3_int64)time(NULL) <= r->started + KEYRING_RELOAD_SECONDS) {
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/*
 ** Passes until nothing is left under another key. A second pass finds only
 ** rows an application wrote meanwhile with a keyring loaded before the
 ** rotation; if they keep coming, give up and say so.
@@ -780,6 +795,7 @@ static int reseal_all(rotation *r, rot_db *d) {
   sqlite3_int64 left = d->todo, old_left = 0;
   for (int pass = 0; pass < RESEAL_MAX_PASSES; pass++) {
     if (reseal_pass(r, d, left) != 0) return -1;
+    wait_for_reloads(r);
     if (count_left(r, d, &left, &old_left) != 0) return -1;
     if (left == 0 && old_left == 0) return 0;  /* the second: belt and braces */
   }
