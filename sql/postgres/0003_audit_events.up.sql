@@ -1,0 +1,19 @@
+-- oauthdb migration 0003 (PostgreSQL 15): deliberately empty.
+--
+-- On SQLite, 0003 adds triggers that write auth_audit_log rows for
+-- user.created, user.deactivated, user.reactivated, user.deleted,
+-- provider.linked and provider.unlinked.  Here it adds nothing: the audit
+-- rows those triggers write in SQLite reach PostgreSQL through the exporter,
+-- which replays auth_audit_log like every other table.  The same triggers
+-- here would fire on the exporter's own upserts of users and user_providers
+-- and write a second row, with a new id, for each event, on every export
+-- that changes such a row: the log would hold duplicates and reruns would
+-- stop being idempotent.  An application that changes users or links in
+-- PostgreSQL directly (not through the exporter) writes those audit rows
+-- itself.
+--
+-- The file exists because the exporter brings the target to the source's
+-- migration version and needs the same number on both sides.  It must hold
+-- a statement: libpq reports a script of comments only as an empty query,
+-- which the exporter treats as a failure.
+SELECT 1;
