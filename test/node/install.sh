@@ -1,0 +1,49 @@
+#!/bin/sh
+# install.sh: put better-sqlite3 12 into test/node/node_modules for
+# test/clients.test, from the npm registry only (tools/deps.sh test runs it).
+#
+# better-sqlite3's install script is `prebuild-install || node-gyp rebuild`:
+# prebuild-install downloads a prebuilt binary from GitHub, and when that
+# fails node-gyp compiles the module (and its bundled SQLite) with python3,
+# make and g++. Here the download is never tried (build_from_source), so the
+# result does not depend on whether GitHub answers, and node-gyp gets
+# --nodedir, the headers installed with node (<prefix>/include/node), where
+# it would otherwise download them from nodejs.org. So nothing comes from
+# anywhere but the npm registry. Exit 0 when the module loads, 1 when it
+# cannot be had (the reason on stderr).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+
+why() { echo "test/node/install.sh: $*" >&2; exit 1; }
+command -v node >/dev/null 2>&1 || why "no node (Debian package nodejs)"
+command -v npm >/dev/null 2>&1 || why "no npm (Debian package npm)"
+major=$(node -p 'process.versions.node.split(".")[0]')
+# better-sqlite3 12 declares Node 20 and newer (its "engines"; npm only
+# warns). Debian 12's own nodejs is 18.20, on which it builds from source
+# and passes the tour (docs/CLIENTS.md says how that was checked); older
+# Nodes are not tried.
+[ "$major" -ge 18 ] || why "Node $(node -v) is older than 18 (better-sqlite3 12 declares 20 or newer)"
+
+loads() { node -e 'require("better-sqlite3")' >/dev/null 2>&1; }
+loads && exit 0
+
+prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+[ -e "$prefix/include/node/node.h" ] ||
+  why "no Node headers in $prefix/include/node (node-gyp would download them from nodejs.org)"
+for tool in python3 make g++; do
+  command -v $tool >/dev/null 2>&1 || why "no $tool (node-gyp compiles better-sqlite3 with it)"
+done
+
+# node-gyp runs gyp with the first python3 on PATH; prefer Debian's.
+[ -x /usr/bin/python3 ] && export PYTHON=/usr/bin/python3
+
+echo "test/node/install.sh: npm ci (builds better-sqlite3 from source; a few minutes)" >&2
+log=$here/npm-install.log
+# JOBS: node-gyp compiles with every core.
+if ! JOBS=max npm_config_build_from_source=better-sqlite3 \
+     npm ci --nodedir="$prefix" --no-audit --no-fund >"$log" 2>&1; then
+  tail -20 "$log" >&2
+  why "npm ci failed (full log: $log)"
+fi
+loads || why "better-sqlite3 was installed but does not load (see $log)"
