@@ -10,6 +10,12 @@ need() { # need PACKAGE TEST-COMMAND...
   if ! "$@" >/dev/null 2>&1; then missing="$missing $pkg"; fi
 }
 has_file() { [ -e "$1" ]; }
+# Node's headers where node-gyp finds them with --nodedir=<node's prefix>
+# (test/node/install.sh): Debian's libnode-dev, or a nodejs that ships them.
+node_headers() {
+  n=$(command -v node) || return 1
+  has_file "$(dirname "$(dirname "$(readlink -f "$n")")")/include/node/node.h"
+}
 need gcc         command -v gcc
 need make        command -v make
 need libsqlite3-dev has_file /usr/include/sqlite3ext.h
@@ -24,6 +30,16 @@ test|bench)
   need python3        has_file /usr/bin/python3
   need python3-nacl   /usr/bin/python3 -c "import nacl.bindings"   # test/format_vectors.py
   need valgrind       command -v valgrind
+  ;;
+esac
+case $want in
+test)
+  # test/clients.test: Node with better-sqlite3 12, which test/node/install.sh
+  # builds from the npm registry with node-gyp (g++, make, python3).
+  need nodejs         command -v node
+  need npm            command -v npm
+  need libnode-dev    node_headers
+  need g++            command -v g++
   ;;
 esac
 case $want in
