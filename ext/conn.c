@@ -113,6 +113,16 @@ void vtab_set_error(sqlite3_vtab *vtab, const char *fmt, ...) {
   va_end(ap);
 }
 
+const char *storage_class_name(int type) {
+  switch (type) {
+    case SQLITE_INTEGER: return "INTEGER";
+    case SQLITE_FLOAT: return "REAL";
+    case SQLITE_TEXT: return "TEXT";
+    case SQLITE_BLOB: return "BLOB";
+    default: return "NULL";
+  }
+}
+
 /* ---- oauthdb_connection: the guard table that owns the statement cache ---- */
 
 typedef struct guard_vtab {

@@ -98,6 +98,8 @@ int conn_register_functions(sqlite3 *db, oauthdb_conn *conn,
 void fn_error(sqlite3_context *ctx, const char *fmt, ...);
 /* Set pVtab->zErrMsg, freeing any previous message. */
 void vtab_set_error(sqlite3_vtab *vtab, const char *fmt, ...);
+/* A storage class (SQLITE_INTEGER, ...) as messages name it: "INTEGER", "REAL", ... */
+const char *storage_class_name(int type);
 
 /*
 ** The connection's keyring: loads it from $OAUTHDB_KEYRING on first use.

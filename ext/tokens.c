@@ -57,16 +57,6 @@ SQLITE_EXTENSION_INIT3
 */
 #define TOKEN_STACK_OUT 2048
 
-static const char *type_name(int t) {
-  switch (t) {
-    case SQLITE_INTEGER: return "INTEGER";
-    case SQLITE_FLOAT: return "REAL";
-    case SQLITE_TEXT: return "TEXT";
-    case SQLITE_BLOB: return "BLOB";
-    default: return "NULL";
-  }
-}
-
 typedef struct bytes {
   const unsigned char *p;
   size_t n;
@@ -86,7 +76,7 @@ static int arg_bytes(sqlite3_context *ctx, const char *fn, const char *what,
   } else if (t == SQLITE_BLOB) {
     out->p = sqlite3_value_blob(v);
   } else {
-    fn_error(ctx, "%s: %s must be TEXT or BLOB, got %s", fn, what, type_name(t));
+    fn_error(ctx, "%s: %s must be TEXT or BLOB, got %s", fn, what, storage_class_name(t));
     return -1;
   }
   out->n = (size_t)sqlite3_value_bytes(v);
@@ -111,7 +101,7 @@ static int arg_ad(sqlite3_context *ctx, const char *fn, int argc,
   if (sqlite3_value_type(argv[1]) != SQLITE_TEXT &&
       sqlite3_value_type(argv[1]) != SQLITE_BLOB) {
     fn_error(ctx, "%s: associated data must be TEXT, BLOB or NULL, got %s", fn,
-             type_name(sqlite3_value_type(argv[1])));
+             storage_class_name(sqlite3_value_type(argv[1])));
     return -1;
   }
   return arg_bytes(ctx, fn, "associated data", argv[1], TOKEN_MAX_AD,
@@ -124,7 +114,7 @@ static int arg_sealed(sqlite3_context *ctx, const char *fn, sqlite3_value *v,
   int t = sqlite3_value_type(v);
   if (t != SQLITE_BLOB) {
     fn_error(ctx, "%s: not a sealed value (expected a BLOB, got %s)", fn,
-             type_name(t));
+             storage_class_name(t));
     return -1;
   }
   out->p = sqlite3_value_blob(v);
@@ -540,7 +530,7 @@ static void oauthdb_keyring_fn(sqlite3_context *ctx, int argc, sqlite3_value **a
   }
   if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
     fn_error(ctx, "oauthdb_keyring: expected the path of a keyring file, got %s",
-             type_name(sqlite3_value_type(argv[0])));
+             storage_class_name(sqlite3_value_type(argv[0])));
     return;
   }
   const char *path = (const char *)sqlite3_value_text(argv[0]);

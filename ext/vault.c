@@ -543,16 +543,6 @@ typedef struct sealed_buf {
   size_t n;
 } sealed_buf;
 
-static const char *type_name(int t) {
-  switch (t) {
-    case SQLITE_INTEGER: return "INTEGER";
-    case SQLITE_FLOAT: return "REAL";
-    case SQLITE_TEXT: return "TEXT";
-    case SQLITE_BLOB: return "BLOB";
-    default: return "NULL";
-  }
-}
-
 /*
 ** Seal VAL, the new plaintext of COLUMN in row ID. NULL stays NULL. A BLOB
 ** is refused: most likely a sealed value, which would be sealed twice.
@@ -566,7 +556,7 @@ static int seal_column(vault_vtab *v, const char *column, const char *id,
   if (t != SQLITE_TEXT) {
     vtab_set_error(&v->base,
                    "oauth_token_vault: %s of row %s must be TEXT (the plaintext "
-                   "token), got %s%s", column, id, type_name(t),
+                   "token), got %s%s", column, id, storage_class_name(t),
                    t == SQLITE_BLOB ? "; a sealed value belongs in oauth_tokens" : "");
     return SQLITE_MISMATCH;
   }
