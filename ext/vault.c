@@ -193,34 +193,36 @@ static void plain_free(plain *pt) {
 
 /*
 ** Open SEALED (column COLUMN of row ID) into OUT, which holds at least
-** n - SEAL_OVERHEAD bytes. On failure returns an sqlite3_malloc'd message
-** naming the row ("oauth_token_vault: cannot open access_token of row ...").
+** n - SEAL_OVERHEAD bytes. SQLITE_OK when OUT holds the plaintext;
+** SQLITE_NOMEM when memory ran out (nothing in OUT counts); otherwise
+** SQLITE_ERROR with *err an sqlite3_malloc'd message naming the row
+** ("oauth_token_vault: cannot open access_token of row ...").
 */
-static char *vault_open(vault_vtab *v, const char *column, const char *id,
-                        int n_id, const unsigned char *sealed, size_t n,
-                        unsigned char *out) {
-  char *err = NULL;
-  keyring *kr = conn_keyring(v->conn, &err);
-  if (!kr) {
-    char *msg = sqlite3_mprintf("oauth_token_vault: cannot open %s of row %.*s: %s",
-                                column, n_id, id, err ? err : "out of memory");
-    sqlite3_free(err);
-    return msg;
+static int vault_open(vault_vtab *v, const char *column, const char *id,
+                      int n_id, const unsigned char *sealed, size_t n,
+                      unsigned char *out, char **err) {
+  *err = NULL;
+  char *why = NULL;
+  keyring *kr = conn_keyring(v->conn, &why);
+  if (kr) {
+    char buf[VAULT_AD_STACK];
+    int n_ad = 0;
+    char *ad = ad_build(buf, column, id, n_id, &n_ad);
+    if (!ad) return SQLITE_NOMEM;
+    uint32_t key_id = 0;
+    seal_status s = seal_open(kr, sealed, n, (const unsigned char *)ad,
+                              (size_t)n_ad, out, &key_id);
+    ad_free(buf, ad);
+    if (s == SEAL_OK) return SQLITE_OK;
+    /* Callers checked the size: a long AD's buffer is what failed. */
+    if (s == SEAL_TOO_BIG) return SQLITE_NOMEM;
+    why = open_failure(v, s, key_id);
   }
-  char buf[VAULT_AD_STACK];
-  int n_ad = 0;
-  char *ad = ad_build(buf, column, id, n_id, &n_ad);
-  if (!ad) return NULL;
-  uint32_t key_id = 0;
-  seal_status s = seal_open(kr, sealed, n, (const unsigned char *)ad,
-                            (size_t)n_ad, out, &key_id);
-  ad_free(buf, ad);
-  if (s == SEAL_OK) return NULL;
-  char *why = open_failure(v, s, key_id);
-  char *msg = sqlite3_mprintf("oauth_token_vault: cannot open %s of row %.*s: %s",
-                              column, n_id, id, why ? why : "out of memory");
+  if (!why) return SQLITE_NOMEM;
+  *err = sqlite3_mprintf("oauth_token_vault: cannot open %s of row %.*s: %s",
+                         column, n_id, id, why);
   sqlite3_free(why);
-  return msg;
+  return *err ? SQLITE_ERROR : SQLITE_NOMEM;
 }
 
 /* Bytes a sealed value of n bytes opens to (0 for a truncated one). */
@@ -429,12 +431,13 @@ static int column_open(vault_cursor *c, sqlite3_context *ctx, int col) {
     sqlite3_free(out);
     return SQLITE_NOMEM;
   }
-  char *err = vault_open(v, column, id, n_id, sealed, n, out);
-  if (err) {
+  char *err = NULL;
+  int rc = vault_open(v, column, id, n_id, sealed, n, out, &err);
+  if (rc != SQLITE_OK) {
     wipe_free(out);
-    vtab_set_error(&v->base, "%s", err);
+    if (err) vtab_set_error(&v->base, "%s", err);
     sqlite3_free(err);
-    return SQLITE_ERROR;
+    return rc;
   }
   out[len] = '\0';
   if (memchr(out, '\0', len))
@@ -754,12 +757,13 @@ static int old_plain(vault_vtab *v, const old_row *r, int col, plain *pt) {
   }
   pt->p = sodium_malloc(pt->n + 1);
   if (!pt->p) return SQLITE_NOMEM;
-  char *err = vault_open(v, col == VCOL_ACCESS_TOKEN ? "access_token" : "refresh_token",
-                         r->id, (int)strlen(r->id), sealed, n, pt->p);
-  if (err) {
-    sqlite3_free(err);
+  char *err = NULL;
+  int rc = vault_open(v, col == VCOL_ACCESS_TOKEN ? "access_token" : "refresh_token",
+                      r->id, (int)strlen(r->id), sealed, n, pt->p, &err);
+  sqlite3_free(err);
+  if (rc != SQLITE_OK) {
     plain_free(pt);
-    return SQLITE_OK;
+    return rc == SQLITE_NOMEM ? SQLITE_NOMEM : SQLITE_OK;
   }
   pt->opened = 1;
   return SQLITE_OK;
