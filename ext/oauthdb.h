@@ -19,6 +19,7 @@ SQLITE_EXTENSION_INIT3
 #endif
 
 #include "keyring.h"
+#include "seal.h"
 
 #define OAUTHDB_VERSION "0.1.0"
 
@@ -106,6 +107,16 @@ const char *storage_class_name(int type);
 ** Returns NULL and sets *pzErr (sqlite3_malloc'd) when there is none.
 */
 keyring *conn_keyring(oauthdb_conn *conn, char **pzErr);
+
+/*
+** tokens.c: why a seal or an open failed, as "FN: ..." (sqlite3_malloc'd;
+** NULL when out of memory), in the same words from every feature. SEALED
+** and N are the value that did not open (NULL and 0 when sealing); only
+** structural facts about it are named, never plaintext, AD or key bytes.
+*/
+char *seal_failure_message(const oauthdb_conn *conn, const char *fn,
+                           seal_status s, const unsigned char *sealed,
+                           size_t n, uint32_t key_id);
 
 /*
 ** schema_check.c: SQLITE_OK, or an error with *pzErr set when a database of

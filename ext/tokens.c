@@ -237,43 +237,48 @@ static keyring *token_keyring(sqlite3_context *ctx, const char *fn) {
 /* ---- messages ---------------------------------------------------------- */
 
 /*
-** The one place a seal_status becomes words. Only structural facts are
-** named; nothing from the plaintext, the AD or a key ever is.
+** The one place a seal_status becomes words (declared in oauthdb.h: the
+** vault says the same). Only structural facts are named; nothing from the
+** plaintext, the AD or a key ever is.
 */
-static void seal_error(sqlite3_context *ctx, const char *fn, seal_status s,
-                       const bytes *sealed, uint32_t id) {
-  oauthdb_conn *conn = sqlite3_user_data(ctx);
+char *seal_failure_message(const oauthdb_conn *conn, const char *fn,
+                           seal_status s, const unsigned char *sealed,
+                           size_t n, uint32_t key_id) {
   const char *path = conn->keyring_path ? conn->keyring_path : "?";
   switch (s) {
     case SEAL_TRUNCATED:
-      fn_error(ctx, "%s: truncated input (%lld bytes; a sealed value has at least %d)",
-               fn, (long long)sealed->n, SEAL_OVERHEAD);
-      break;
+      return sqlite3_mprintf("%s: truncated input (%lld bytes; a sealed value has at least %d)",
+                             fn, (long long)n, SEAL_OVERHEAD);
     case SEAL_BAD_VERSION:
-      fn_error(ctx, "%s: unknown version 0x%02x", fn, sealed->p[0]);
-      break;
+      return sqlite3_mprintf("%s: unknown version 0x%02x", fn, n > 0 ? sealed[0] : 0);
     case SEAL_BAD_ALGORITHM:
-      fn_error(ctx, "%s: unknown algorithm 0x%02x", fn, sealed->p[1]);
-      break;
+      return sqlite3_mprintf("%s: unknown algorithm 0x%02x", fn, n > 1 ? sealed[1] : 0);
     case SEAL_UNKNOWN_KEY:
-      fn_error(ctx, "%s: unknown key id %08x (not in keyring %s; was it rotated out?)",
-               fn, (unsigned)id, path);
-      break;
+      return sqlite3_mprintf("%s: unknown key id %08x (not in keyring %s; was it rotated out?)",
+                             fn, (unsigned)key_id, path);
     case SEAL_RETIRED_KEY:
-      fn_error(ctx, "%s: key id %08x is retired in keyring %s", fn, (unsigned)id, path);
-      break;
+      return sqlite3_mprintf("%s: key id %08x is retired in keyring %s", fn,
+                             (unsigned)key_id, path);
     case SEAL_TOO_BIG:
-      fn_error(ctx, "%s: sealed value holds %lld bytes; the limit is 16777216 (16 MiB)",
-               fn, (long long)(sealed->n - SEAL_OVERHEAD));
-      break;
+      return sqlite3_mprintf("%s: sealed value holds %lld bytes; the limit is 16777216 (16 MiB)",
+                             fn, (long long)(n - SEAL_OVERHEAD));
     case SEAL_NO_PRIMARY:
-      fn_error(ctx, "%s: keyring %s has no primary key", fn, path);
-      break;
+      return sqlite3_mprintf("%s: keyring %s has no primary key", fn, path);
     case SEAL_AUTH_FAILED:
     default:
-      fn_error(ctx, "%s: authentication failed", fn);
-      break;
+      return sqlite3_mprintf("%s: authentication failed", fn);
   }
+}
+
+/* seal_failure_message as FN's error on ctx. SEALED: NULL when sealing. */
+static void seal_error(sqlite3_context *ctx, const char *fn, seal_status s,
+                       const bytes *sealed, uint32_t id) {
+  char *msg = seal_failure_message(sqlite3_user_data(ctx), fn, s,
+                                   sealed ? sealed->p : NULL,
+                                   sealed ? sealed->n : 0, id);
+  if (msg) sqlite3_result_error(ctx, msg, -1);
+  else sqlite3_result_error_nomem(ctx);
+  sqlite3_free(msg);
 }
 
 /* ---- plaintext handling ------------------------------------------------ */
@@ -393,7 +398,7 @@ static void token_seal_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   if (s != SEAL_OK) {
     if (out != small) sqlite3_free(out);
     if (s == SEAL_TOO_BIG) sqlite3_result_error_nomem(ctx);  /* sizes were checked */
-    else seal_error(ctx, "token_seal", s, &pt, 0);
+    else seal_error(ctx, "token_seal", s, NULL, 0);
     return;
   }
   sqlite3_result_blob64(ctx, out, len, out == small ? SQLITE_TRANSIENT : sqlite3_free);

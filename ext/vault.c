@@ -152,24 +152,6 @@ static void ad_free(char buf[VAULT_AD_STACK], char *p) {
   if (p != buf) sqlite3_free(p);
 }
 
-/*
-** Why a value did not open, in token_open's words (tokens.c), so a reader
-** sees the same sentence from both. Only structural facts are named.
-*/
-static char *open_failure(vault_vtab *v, seal_status s, uint32_t key_id) {
-  const char *path = v->conn->keyring_path ? v->conn->keyring_path : "?";
-  switch (s) {
-    case SEAL_UNKNOWN_KEY:
-      return sqlite3_mprintf("token_open: unknown key id %08x (not in keyring %s; "
-                             "was it rotated out?)", (unsigned)key_id, path);
-    case SEAL_RETIRED_KEY:
-      return sqlite3_mprintf("token_open: key id %08x is retired in keyring %s",
-                             (unsigned)key_id, path);
-    default:
-      return sqlite3_mprintf("token_open: %s", seal_status_text(s));
-  }
-}
-
 /* Zero a plaintext SQLite is done with (the destructor of our results). */
 static void wipe_free(void *p) {
   sodium_memzero(p, (size_t)sqlite3_msize(p));
@@ -216,7 +198,8 @@ static int vault_open(vault_vtab *v, const char *column, const char *id,
     if (s == SEAL_OK) return SQLITE_OK;
     /* Callers checked the size: a long AD's buffer is what failed. */
     if (s == SEAL_TOO_BIG) return SQLITE_NOMEM;
-    why = open_failure(v, s, key_id);
+    /* In token_open's words, so a reader sees one sentence from both. */
+    why = seal_failure_message(v->conn, "token_open", s, sealed, n, key_id);
   }
   if (!why) return SQLITE_NOMEM;
   *err = sqlite3_mprintf("oauth_token_vault: cannot open %s of row %.*s: %s",
@@ -593,13 +576,13 @@ static int seal_column(vault_vtab *v, const char *column, const char *id,
   if (s != SEAL_OK) {
     sqlite3_free(out->p);
     out->p = NULL;
-    if (s == SEAL_NO_PRIMARY)
-      vtab_set_error(&v->base, "oauth_token_vault: cannot seal %s of row %s: "
-                     "token_seal: keyring %s has no primary key", column, id,
-                     v->conn->keyring_path ? v->conn->keyring_path : "?");
-    else
-      vtab_set_error(&v->base, "oauth_token_vault: cannot seal %s of row %s: "
-                     "token_seal: %s", column, id, seal_status_text(s));
+    /* The size was checked above: a long AD's buffer is what failed. */
+    if (s == SEAL_TOO_BIG) return SQLITE_NOMEM;
+    char *why = seal_failure_message(v->conn, "token_seal", s, NULL, 0, 0);
+    if (!why) return SQLITE_NOMEM;
+    vtab_set_error(&v->base, "oauth_token_vault: cannot seal %s of row %s: %s",
+                   column, id, why);
+    sqlite3_free(why);
     return SQLITE_ERROR;
   }
   return SQLITE_OK;
