@@ -155,6 +155,11 @@ static int parse_marker(keyfile *kf, size_t off, size_t eol) {
   return 1;
 }
 
+/* A UTF-8 byte order mark before line 1, which keyring.c allows: 3 or 0. */
+static size_t bom_len(const unsigned char *text, size_t len) {
+  return len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+}
+
 /*
 ** Find the key lines and the marker. keyring_load has already accepted the
 ** file, so every non-comment line is "id key status [# comment]".
@@ -164,7 +169,7 @@ static int keyfile_parse(keyfile *kf) {
   for (size_t i = 0; i < kf->len; i++) cap += kf->text[i] == '\n';
   kf->keys = calloc((size_t)cap + 1, sizeof *kf->keys);
   if (!kf->keys) return -1;
-  size_t pos = 0;
+  size_t pos = bom_len(kf->text, kf->len);
   while (pos < kf->len) {
     const unsigned char *nl = memchr(kf->text + pos, '\n', kf->len - pos);
     size_t eol = nl ? (size_t)(nl - kf->text) : kf->len;
@@ -265,12 +270,13 @@ static unsigned char *keyfile_render(const keyfile *kf, const uint32_t *ids,
                (marker ? strlen(marker) : 0) + 2;
   unsigned char *out = sodium_malloc(cap);
   if (!out) return NULL;
-  size_t o = 0;
+  /* The marker goes on top, after a byte order mark (which stays first). */
+  size_t pos = bom_len(kf->text, kf->len), o = pos;
+  memcpy(out, kf->text, pos);
   if (marker) {
-    memcpy(out, marker, strlen(marker));
-    o = strlen(marker);
+    memcpy(out + o, marker, strlen(marker));
+    o += strlen(marker);
   }
-  size_t pos = 0;
   int next_key = 0;
   while (pos < kf->len) {
     /* Copy up to the next edit point: a status word, the marker, or the end. */
