@@ -170,13 +170,14 @@ static sqlite3 *open_common(const char *path, int flags, int load) {
     return NULL;
   }
   sqlite3_extended_result_codes(db, 1);
-  /*
-  ** A resealed or deleted token must leave no old ciphertext (or anything
-  ** else) in free pages; Debian's SQLite defaults to this, others do not.
-  */
   /* The extension sets 5 s when there is none; the tool waits longer. */
   sqlite3_busy_timeout(db, 30000);
   /*
+  ** secure_delete: a resealed or deleted token must leave no old ciphertext
+  ** (or anything else) in free pages; Debian's SQLite defaults to this,
+  ** others do not, and a backup target never loads the extension, which
+  ** sets it too.
+  **
   ** Read the schema before the extension loads: a file that is not a
   ** database fails here with a plain message. It also keeps the load from
   ** failing half-way on such a file (or on a lock): SQLite unloads an
@@ -226,7 +227,12 @@ void tool_close(sqlite3 *db) {
 
 /* ---- queries ----------------------------------------------------------- */
 
-static int prepare_bound(sqlite3 *db, sqlite3_stmt **st, const char *sql, va_list ap) {
+/*
+** Prepare SQL, bind the NULL-terminated text arguments to ?1, ?2, ... and
+** step once. Returns SQLITE_ROW (the row is *st's), SQLITE_DONE, or an
+** error after printing it; the caller finalizes *st in every case.
+*/
+static int query_first_row(sqlite3 *db, sqlite3_stmt **st, const char *sql, va_list ap) {
   int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
   if (rc != SQLITE_OK) {
     tool_error("%s", sqlite3_errmsg(db));
@@ -235,50 +241,35 @@ static int prepare_bound(sqlite3 *db, sqlite3_stmt **st, const char *sql, va_lis
   const char *arg;
   for (int i = 1; (arg = va_arg(ap, const char *)) != NULL; i++)
     sqlite3_bind_text(*st, i, arg, -1, SQLITE_TRANSIENT);
-  return SQLITE_OK;
+  rc = sqlite3_step(*st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) tool_error("%s", sqlite3_errmsg(db));
+  return rc;
 }
 
 int tool_query_text(sqlite3 *db, char **out, const char *sql, ...) {
   sqlite3_stmt *st = NULL;
   va_list ap;
   va_start(ap, sql);
-  int rc = prepare_bound(db, &st, sql, ap);
+  int rc = query_first_row(db, &st, sql, ap);
   va_end(ap);
   *out = NULL;
-  if (rc != SQLITE_OK) return rc;
-  rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     const char *v = (const char *)sqlite3_column_text(st, 0);
     if (v) *out = strdup(v);
-    rc = SQLITE_OK;
-  } else if (rc == SQLITE_DONE) {
-    rc = SQLITE_OK;
-  } else {
-    tool_error("%s", sqlite3_errmsg(db));
   }
   sqlite3_finalize(st);
-  return rc;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 int tool_query_int(sqlite3 *db, sqlite3_int64 *out, const char *sql, ...) {
   sqlite3_stmt *st = NULL;
   va_list ap;
   va_start(ap, sql);
-  int rc = prepare_bound(db, &st, sql, ap);
+  int rc = query_first_row(db, &st, sql, ap);
   va_end(ap);
-  *out = 0;
-  if (rc != SQLITE_OK) return rc;
-  rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    *out = sqlite3_column_int64(st, 0);
-    rc = SQLITE_OK;
-  } else if (rc == SQLITE_DONE) {
-    rc = SQLITE_OK;
-  } else {
-    tool_error("%s", sqlite3_errmsg(db));
-  }
+  *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_finalize(st);
-  return rc;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 int tool_exec(sqlite3 *db, const char *sql) {
