@@ -49,7 +49,7 @@ static int run_once(sqlite3 *db, sqlite3_stmt *st, unsigned char *digest) {
     }
     rows++;
   }
-  if (rc != SQLITE_DONE) fixture_die(db, "step");
+  if (rc != SQLITE_DONE) bench_die(db, "step");
   sqlite3_reset(st);
   crypto_generichash_final(&h, digest, crypto_generichash_BYTES);
   return rows;
@@ -58,24 +58,25 @@ static int run_once(sqlite3 *db, sqlite3_stmt *st, unsigned char *digest) {
 /* Seconds per query over RUNS runs. */
 static double timed(sqlite3 *db, sqlite3_stmt *st, int runs, int *rows,
                     unsigned char *digest) {
-  double t = fixture_now();
+  double t = bench_now();
   for (int i = 0; i < runs; i++) *rows = run_once(db, st, digest);
-  return (fixture_now() - t) / runs;
+  return (bench_now() - t) / runs;
 }
 
 int main(int argc, char **argv) {
+  bench_name = "expiring_vs_scan";
   if (argc != 2) {
     fprintf(stderr, "usage: expiring_vs_scan PATH/TO/oauthdb.so\n");
     return 2;
   }
-  if (sodium_init() < 0) fixture_die(NULL, "sodium_init");
+  if (sodium_init() < 0) bench_die(NULL, "sodium_init");
   token_fixture f;
   token_fixture_get(&f, argv[1]);
   sqlite3 *db = token_fixture_open(&f, argv[1]);
 
   sqlite3_stmt *ours = NULL, *scan = NULL;
-  if (sqlite3_prepare_v2(db, OURS_SQL, -1, &ours, NULL) != SQLITE_OK) fixture_die(db, OURS_SQL);
-  if (sqlite3_prepare_v2(db, SCAN_SQL, -1, &scan, NULL) != SQLITE_OK) fixture_die(db, SCAN_SQL);
+  if (sqlite3_prepare_v2(db, OURS_SQL, -1, &ours, NULL) != SQLITE_OK) bench_die(db, OURS_SQL);
+  if (sqlite3_prepare_v2(db, SCAN_SQL, -1, &scan, NULL) != SQLITE_OK) bench_die(db, SCAN_SQL);
   sqlite3_bind_int(ours, 1, TOKEN_FIXTURE_DUE_WITHIN);
   sqlite3_bind_int(scan, 1, TOKEN_FIXTURE_DUE_WITHIN);
   sqlite3_bind_int64(scan, 2, TOKEN_FIXTURE_NOW);
@@ -94,7 +95,7 @@ int main(int argc, char **argv) {
   }
   if (n_ours != TOKEN_FIXTURE_DUE_ROWS || n_scan != TOKEN_FIXTURE_DUE_ROWS ||
       memcmp(d_ours, d_scan, sizeof d_ours) != 0)
-    fixture_die(NULL, "tokens_expiring and the scan gave different answers");
+    bench_die(NULL, "tokens_expiring and the scan gave different answers");
 
   printf("expiring_vs_scan: %d of %d tokens due within %d s\n", n_ours,
          TOKEN_FIXTURE_ROWS, TOKEN_FIXTURE_DUE_WITHIN);
@@ -105,7 +106,7 @@ int main(int argc, char **argv) {
   ** rows and their links sit on once the scan has run through it, so part of
   ** ours is rereading them from the OS. With room for them:
   */
-  fixture_exec(db, "PRAGMA cache_size = -65536");
+  bench_exec(db, "PRAGMA cache_size = -65536");
   double roomy = 0;
   for (int round = 0; round < 2; round++) {
     double o = timed(db, ours, OURS_RUNS, &n_ours, d_ours);
@@ -117,6 +118,6 @@ int main(int argc, char **argv) {
 
   sqlite3_finalize(ours);
   sqlite3_finalize(scan);
-  if (sqlite3_close(db) != SQLITE_OK) fixture_die(db, "close");
+  if (sqlite3_close(db) != SQLITE_OK) bench_die(db, "close");
   return 0;
 }

@@ -108,17 +108,18 @@ static void write_reseal_keyring(const char *fixture_keyring, const char *path) 
 
 /* Every value under one key id: that id's count, else -1. */
 static sqlite3_int64 single_key_values(const char *db_path, const char *ext) {
-  sqlite3 *db = fixture_open(db_path, ext, SQLITE_OPEN_READONLY);
-  sqlite3_int64 keys = fixture_int(db,
+  sqlite3 *db = bench_open(db_path, ext, SQLITE_OPEN_READONLY);
+  sqlite3_int64 keys = bench_int(db,
       "SELECT count(DISTINCT k) FROM (SELECT token_key_id(access_token) AS k FROM oauth_tokens"
       " UNION ALL SELECT token_key_id(refresh_token) FROM oauth_tokens"
       " WHERE refresh_token IS NOT NULL)");
-  sqlite3_int64 n = fixture_int(db, "SELECT count(*) + count(refresh_token) FROM oauth_tokens");
+  sqlite3_int64 n = bench_int(db, "SELECT count(*) + count(refresh_token) FROM oauth_tokens");
   sqlite3_close(db);
   return keys == 1 ? n : -1;
 }
 
 int main(int argc, char **argv) {
+  bench_name = "rotate_vs_reseal";
   if (argc != 2) {
     fprintf(stderr, "usage: rotate_vs_reseal PATH/TO/oauthdb.so (the tool beside it)\n");
     return 2;
@@ -146,29 +147,29 @@ int main(int argc, char **argv) {
   snprintf(k1, sizeof k1, "%s/k1", scratch);
   snprintf(k2, sizeof k2, "%s/k2", scratch);
   snprintf(out, sizeof out, "%s/tool.out", scratch);
-  double t = fixture_now();
+  double t = bench_now();
   copy_file(fx.db_path, a);
   copy_file(fx.db_path, b);
   copy_file(fx.keyring_path, k1);
   write_reseal_keyring(fx.keyring_path, k2);
-  double setup = fixture_now() - t;
+  double setup = bench_now() - t;
 
   /* The floor: one UPDATE in one transaction, settings as the tool's. */
-  sqlite3 *db = fixture_open(b, ext, SQLITE_OPEN_READWRITE);
+  sqlite3 *db = bench_open(b, ext, SQLITE_OPEN_READWRITE);
   char *sql = sqlite3_mprintf("PRAGMA secure_delete = ON; PRAGMA cache_size = -65536;"
                               "SELECT oauthdb_keyring(%Q)", k2);
-  fixture_exec(db, sql);
+  bench_exec(db, sql);
   sqlite3_free(sql);
-  t = fixture_now();
-  fixture_exec(db,
+  t = bench_now();
+  bench_exec(db,
                "UPDATE oauth_tokens SET"
                " access_token = token_reseal(access_token, 'oauth_tokens.access_token:' || id),"
                " refresh_token = token_reseal(refresh_token, 'oauth_tokens.refresh_token:' || id)");
-  double reseal = fixture_now() - t;
+  double reseal = bench_now() - t;
   if (sqlite3_close(db) != SQLITE_OK) die("close");
 
   /* The tool, from fork to exit. */
-  t = fixture_now();
+  t = bench_now();
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -181,7 +182,7 @@ int main(int argc, char **argv) {
   }
   int status = 0;
   if (pid < 0 || waitpid(pid, &status, 0) != pid) die("fork");
-  double rotate = fixture_now() - t;
+  double rotate = bench_now() - t;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     fputs(read_text(out), stderr);
     die("oauthdb rotate failed");

@@ -26,14 +26,13 @@
 ** then hits both sides of a slice alike instead of one whole run. The line
 ** `seal_open ratio=R` is ours/raw; the target is R <= 1.3.
 */
-#include <fcntl.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+#include "bench_util.h"
 
 #define N_VALUES 1000000
 #define VALUE_LEN 200
@@ -42,32 +41,12 @@
 #define NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
 
-static void die(sqlite3 *db, const char *what) {
-  fprintf(stderr, "seal_open bench: %s: %s\n", what, db ? sqlite3_errmsg(db) : "failed");
-  exit(1);
-}
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void exec_or_die(sqlite3 *db, const char *sql) {
-  char *err = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-    fprintf(stderr, "seal_open bench: %s: %s\n", sql, err ? err : "?");
-    sqlite3_free(err);
-    exit(1);
-  }
-}
-
 /* N_VALUES token-like values (base64url letters), VALUE_LEN bytes each. */
 static char *make_values(void) {
   static const char alphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   char *v = malloc((size_t)N_VALUES * VALUE_LEN);
-  if (!v) die(NULL, "out of memory");
+  if (!v) bench_die(NULL, "out of memory");
   randombytes_buf(v, (size_t)N_VALUES * VALUE_LEN);
   for (size_t i = 0; i < (size_t)N_VALUES * VALUE_LEN; i++)
     v[i] = alphabet[(unsigned char)v[i] & 63];
@@ -75,30 +54,30 @@ static char *make_values(void) {
 }
 
 static void populate(sqlite3 *db, const char *values) {
-  exec_or_die(db, "CREATE TEMP TABLE vals(x TEXT)");
-  exec_or_die(db, "BEGIN");
+  bench_exec(db, "CREATE TEMP TABLE vals(x TEXT)");
+  bench_exec(db, "BEGIN");
   sqlite3_stmt *ins = NULL;
   if (sqlite3_prepare_v2(db, "INSERT INTO vals VALUES (?)", -1, &ins, NULL) != SQLITE_OK)
-    die(db, "prepare insert");
+    bench_die(db, "prepare insert");
   for (size_t i = 0; i < N_VALUES; i++) {
     sqlite3_bind_text(ins, 1, values + i * VALUE_LEN, VALUE_LEN, SQLITE_STATIC);
-    if (sqlite3_step(ins) != SQLITE_DONE) die(db, "insert");
+    if (sqlite3_step(ins) != SQLITE_DONE) bench_die(db, "insert");
     sqlite3_reset(ins);
   }
   sqlite3_finalize(ins);
-  exec_or_die(db, "COMMIT");
+  bench_exec(db, "COMMIT");
 }
 
 /* Values [first, first + SLICE): rowids first + 1 ... */
 static double run_ours(sqlite3 *db, sqlite3_stmt *st, size_t first) {
-  double t = now_seconds();
+  double t = bench_now();
   sqlite3_bind_int64(st, 1, (sqlite3_int64)first + 1);
   sqlite3_bind_int64(st, 2, (sqlite3_int64)(first + SLICE));
-  if (sqlite3_step(st) != SQLITE_ROW) die(db, "seal+open query");
+  if (sqlite3_step(st) != SQLITE_ROW) bench_die(db, "seal+open query");
   sqlite3_int64 n = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
-  t = now_seconds() - t;
-  if (n != SLICE) die(NULL, "seal+open query did not open every value");
+  t = bench_now() - t;
+  if (n != SLICE) bench_die(NULL, "seal+open query did not open every value");
   return t;
 }
 
@@ -109,7 +88,7 @@ static double run_raw(const char *values, const unsigned char *key, size_t first
   unsigned char plain[VALUE_LEN];
   unsigned long long clen, mlen;
   size_t opened = 0;
-  double t = now_seconds();
+  double t = bench_now();
   for (size_t i = first; i < first + SLICE; i++) {
     unsigned char *nonce = sealed + HEADER;
     memcpy(sealed, ad, HEADER);
@@ -122,8 +101,8 @@ static double run_raw(const char *values, const unsigned char *key, size_t first
                                                    sizeof ad, nonce, key) == 0)
       opened++;
   }
-  t = now_seconds() - t;
-  if (opened != SLICE) die(NULL, "raw loop did not open every value");
+  t = bench_now() - t;
+  if (opened != SLICE) bench_die(NULL, "raw loop did not open every value");
   return t;
 }
 
@@ -132,51 +111,39 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: seal_open PATH/TO/oauthdb.so\n");
     return 2;
   }
-  if (sodium_init() < 0) die(NULL, "sodium_init");
+  bench_name = "seal_open bench";
+  if (sodium_init() < 0) bench_die(NULL, "sodium_init");
 
   /* A throwaway keyring the extension will accept: ours, mode 0600. */
   char dir[] = "/tmp/oauthdb-bench-XXXXXX";
-  if (!mkdtemp(dir)) die(NULL, "mkdtemp");
+  if (!mkdtemp(dir)) bench_die(NULL, "mkdtemp");
   char path[sizeof dir + 16];
   snprintf(path, sizeof path, "%s/keyring", dir);
   unsigned char *key = sodium_malloc(crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
-  if (!key) die(NULL, "sodium_malloc");
+  if (!key) bench_die(NULL, "sodium_malloc");
   crypto_aead_xchacha20poly1305_ietf_keygen(key);
-  char hex[2 * crypto_aead_xchacha20poly1305_ietf_KEYBYTES + 1];
-  sodium_bin2hex(hex, sizeof hex, key, crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-  if (!f || fprintf(f, "7e57be4c %s primary\n", hex) < 0 || fclose(f) != 0)
-    die(NULL, "write keyring");
-  sodium_memzero(hex, sizeof hex);
+  bench_write_keyring(path, "7e57be4c", key);
 
-  sqlite3 *db = NULL;
-  if (sqlite3_open(":memory:", &db) != SQLITE_OK) die(db, "open");
-  sqlite3_enable_load_extension(db, 1);
-  char *err = NULL;
-  if (sqlite3_load_extension(db, argv[1], NULL, &err) != SQLITE_OK) {
-    fprintf(stderr, "seal_open bench: cannot load %s: %s\n", argv[1], err);
-    return 1;
-  }
+  sqlite3 *db = bench_open(":memory:", argv[1], SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   /* The temp table stays in memory: the comparison is about the CPU. */
-  exec_or_die(db, "PRAGMA temp_store = MEMORY");
-  exec_or_die(db, "PRAGMA cache_size = -1048576");
+  bench_exec(db, "PRAGMA temp_store = MEMORY");
+  bench_exec(db, "PRAGMA cache_size = -1048576");
   char *sql = sqlite3_mprintf("SELECT oauthdb_keyring(%Q)", path);
-  exec_or_die(db, sql);
+  bench_exec(db, sql);
   sqlite3_free(sql);
   unlink(path);
   rmdir(dir);
 
-  double t_setup = now_seconds();
+  double t_setup = bench_now();
   char *values = make_values();
   populate(db, values);
-  t_setup = now_seconds() - t_setup;
+  t_setup = bench_now() - t_setup;
 
   sqlite3_stmt *ours = NULL;
   if (sqlite3_prepare_v2(db, "SELECT count(token_open(token_seal(x, 'ad'), 'ad')) FROM vals"
                          " WHERE rowid BETWEEN ?1 AND ?2",
                          -1, &ours, NULL) != SQLITE_OK)
-    die(db, "prepare");
+    bench_die(db, "prepare");
 
   double best_ours = 0, best_raw = 0;
   for (size_t first = 0; first < N_VALUES; first += SLICE) {
@@ -202,6 +169,6 @@ int main(int argc, char **argv) {
   sqlite3_finalize(ours);
   free(values);
   sodium_free(key);
-  if (sqlite3_close(db) != SQLITE_OK) die(db, "close");
+  if (sqlite3_close(db) != SQLITE_OK) bench_die(db, "close");
   return 0;
 }

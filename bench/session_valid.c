@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench_util.h"
 
 #define N_USERS 100000
 #define N_CALLS 1000000
@@ -43,54 +44,33 @@ static const char raw_sql[] =
     " WHERE s.token_hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2"
     " AND s.last_seen_at + s.idle_timeout > ?2 AND u.is_active = 1";
 
-static void die(sqlite3 *db, const char *what) {
-  fprintf(stderr, "session_valid bench: %s: %s\n", what,
-          db ? sqlite3_errmsg(db) : "failed");
-  exit(1);
-}
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void exec_or_die(sqlite3 *db, const char *sql) {
-  char *err = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-    fprintf(stderr, "session_valid bench: %s: %s\n", sql, err ? err : "?");
-    sqlite3_free(err);
-    exit(1);
-  }
-}
-
 /* 100,000 users, one session each; returns the tokens, N_USERS x 44 bytes. */
 static char *populate(sqlite3 *db) {
-  exec_or_die(db, "SELECT oauthdb_migrate()");
+  bench_exec(db, "SELECT oauthdb_migrate()");
   /* The run outlasts no default timeout, but make that explicit. */
-  exec_or_die(db, "SELECT oauthdb_config('session_idle_timeout', 86400)");
-  exec_or_die(db, "BEGIN");
-  exec_or_die(db,
+  bench_exec(db, "SELECT oauthdb_config('session_idle_timeout', 86400)");
+  bench_exec(db, "BEGIN");
+  bench_exec(db,
               "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c"
               " WHERE i < 100000)"
               " INSERT INTO users(id, email) SELECT uuid7(), 'user' || i ||"
               " '@example.com' FROM c");
   char *tokens = malloc((size_t)N_USERS * (TOKEN_LEN + 1));
-  if (!tokens) die(NULL, "out of memory");
+  if (!tokens) bench_die(NULL, "out of memory");
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(db, "SELECT session_create(id) FROM users", -1, &st,
                          NULL) != SQLITE_OK)
-    die(db, "prepare session_create");
+    bench_die(db, "prepare session_create");
   int n = 0;
   while (sqlite3_step(st) == SQLITE_ROW && n < N_USERS) {
-    if (sqlite3_column_bytes(st, 0) != TOKEN_LEN) die(db, "session_create");
+    if (sqlite3_column_bytes(st, 0) != TOKEN_LEN) bench_die(db, "session_create");
     memcpy(tokens + (size_t)n * (TOKEN_LEN + 1), sqlite3_column_text(st, 0),
            TOKEN_LEN + 1);
     n++;
   }
-  if (sqlite3_finalize(st) != SQLITE_OK || n != N_USERS) die(db, "session_create");
-  exec_or_die(db, "COMMIT");
-  exec_or_die(db, "ANALYZE");
+  if (sqlite3_finalize(st) != SQLITE_OK || n != N_USERS) bench_die(db, "session_create");
+  bench_exec(db, "COMMIT");
+  bench_exec(db, "ANALYZE");
   return tokens;
 }
 
@@ -101,17 +81,17 @@ static const char *token_at(const char *tokens, int i) {
 static double run_ours(sqlite3 *db, sqlite3_stmt *st, const char *tokens,
                        int in_txn) {
   int found = 0;
-  if (in_txn) exec_or_die(db, "BEGIN");
-  double t0 = now_seconds();
+  if (in_txn) bench_exec(db, "BEGIN");
+  double t0 = bench_now();
   for (int i = 0; i < N_CALLS; i++) {
     sqlite3_bind_text(st, 1, token_at(tokens, i), TOKEN_LEN, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) die(db, "session_valid");
+    if (sqlite3_step(st) != SQLITE_ROW) bench_die(db, "session_valid");
     found += sqlite3_column_type(st, 0) == SQLITE_TEXT;
     sqlite3_reset(st);
   }
-  double t = now_seconds() - t0;
-  if (in_txn) exec_or_die(db, "COMMIT");
-  if (found != N_CALLS) die(NULL, "session_valid missed a live session");
+  double t = bench_now() - t0;
+  if (in_txn) bench_exec(db, "COMMIT");
+  if (found != N_CALLS) bench_die(NULL, "session_valid missed a live session");
   return t;
 }
 
@@ -119,8 +99,8 @@ static double run_raw(sqlite3 *db, sqlite3_stmt *st, const char *tokens,
                       int in_txn) {
   int found = 0;
   unsigned char hash[crypto_hash_sha256_BYTES];
-  if (in_txn) exec_or_die(db, "BEGIN");
-  double t0 = now_seconds();
+  if (in_txn) bench_exec(db, "BEGIN");
+  double t0 = bench_now();
   for (int i = 0; i < N_CALLS; i++) {
     crypto_hash_sha256(hash, (const unsigned char *)token_at(tokens, i),
                        TOKEN_LEN);
@@ -128,12 +108,12 @@ static double run_raw(sqlite3 *db, sqlite3_stmt *st, const char *tokens,
     sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) found++;
-    else if (rc != SQLITE_DONE) die(db, "raw lookup");
+    else if (rc != SQLITE_DONE) bench_die(db, "raw lookup");
     sqlite3_reset(st);
   }
-  double t = now_seconds() - t0;
-  if (in_txn) exec_or_die(db, "COMMIT");
-  if (found != N_CALLS) die(NULL, "raw lookup missed a live session");
+  double t = bench_now() - t0;
+  if (in_txn) bench_exec(db, "COMMIT");
+  if (found != N_CALLS) bench_die(NULL, "raw lookup missed a live session");
   return t;
 }
 
@@ -142,41 +122,35 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s PATH/TO/oauthdb.so\n", argv[0]);
     return 2;
   }
-  if (sodium_init() < 0) die(NULL, "sodium_init");
+  bench_name = "session_valid bench";
+  if (sodium_init() < 0) bench_die(NULL, "sodium_init");
 
   const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   char path[4096];
   snprintf(path, sizeof path, "%s/oauthdb-bench-XXXXXX", tmpdir);
   int fd = mkstemp(path);
-  if (fd < 0) die(NULL, "mkstemp");
+  if (fd < 0) bench_die(NULL, "mkstemp");
   close(fd);
 
-  sqlite3 *db = NULL;
-  if (sqlite3_open(path, &db) != SQLITE_OK) die(db, "open");
-  char *err = NULL;
-  sqlite3_enable_load_extension(db, 1);
-  if (sqlite3_load_extension(db, argv[1], NULL, &err) != SQLITE_OK) {
-    fprintf(stderr, "session_valid bench: cannot load %s: %s\n", argv[1], err);
-    return 1;
-  }
-  exec_or_die(db, "PRAGMA journal_mode = WAL");
+  sqlite3 *db = bench_open(path, argv[1], SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  bench_exec(db, "PRAGMA journal_mode = WAL");
   /*
   ** A cache that holds the whole database (about 60 MB): with SQLite's
   ** default 2 MB both sides wait on page reads and the ratio says nothing
   ** about session_valid's own cost. Warm, the comparison is the strict one.
   */
-  exec_or_die(db, "PRAGMA cache_size = -262144");
+  bench_exec(db, "PRAGMA cache_size = -262144");
 
-  double t_setup = now_seconds();
+  double t_setup = bench_now();
   char *tokens = populate(db);
-  exec_or_die(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-  t_setup = now_seconds() - t_setup;
+  bench_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+  t_setup = bench_now() - t_setup;
 
   sqlite3_stmt *ours = NULL, *raw = NULL;
   if (sqlite3_prepare_v2(db, "SELECT session_valid(?)", -1, &ours, NULL) != SQLITE_OK)
-    die(db, "prepare session_valid");
+    bench_die(db, "prepare session_valid");
   if (sqlite3_prepare_v2(db, raw_sql, -1, &raw, NULL) != SQLITE_OK)
-    die(db, "prepare raw lookup");
+    bench_die(db, "prepare raw lookup");
 
   /* best[mode][side]: mode 0 in one transaction, 1 autocommit. */
   double best[2][2] = {{1e30, 1e30}, {1e30, 1e30}};
@@ -221,6 +195,6 @@ int main(int argc, char **argv) {
   unlink(side);
   snprintf(side, sizeof side, "%s-shm", path);
   unlink(side);
-  if (rc != SQLITE_OK) die(NULL, "sqlite3_close failed (a statement left open?)");
+  if (rc != SQLITE_OK) bench_die(NULL, "sqlite3_close failed (a statement left open?)");
   return 0;
 }

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench_util.h"
 
 #define TOKEN_FIXTURE_VERSION 1
 #define TOKEN_FIXTURE_ROWS 1000000
@@ -49,73 +50,15 @@ typedef struct token_fixture {
   char keyring_path[PATH_MAX];
 } token_fixture;
 
-static inline void fixture_die(sqlite3 *db, const char *what) {
-  fprintf(stderr, "token fixture: %s: %s\n", what, db ? sqlite3_errmsg(db) : "failed");
-  exit(1);
-}
-
-static inline void fixture_exec(sqlite3 *db, const char *sql) {
-  char *err = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-    fprintf(stderr, "token fixture: %.60s...: %s\n", sql, err ? err : "?");
-    sqlite3_free(err);
-    exit(1);
-  }
-}
-
-static inline double fixture_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Open PATH and load the extension; the caller closes. */
-static inline sqlite3 *fixture_open(const char *path, const char *ext, int flags) {
-  sqlite3 *db = NULL;
-  if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) fixture_die(db, path);
-  sqlite3_enable_load_extension(db, 1);
-  char *err = NULL;
-  if (sqlite3_load_extension(db, ext, NULL, &err) != SQLITE_OK) {
-    fprintf(stderr, "token fixture: load %s: %s\n", ext, err ? err : "?");
-    exit(1);
-  }
-  sqlite3_enable_load_extension(db, 0);
-  return db;
-}
-
-static inline sqlite3_int64 fixture_int(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fixture_die(db, sql);
-  if (sqlite3_step(st) != SQLITE_ROW) fixture_die(db, sql);
-  sqlite3_int64 v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return v;
-}
-
 /* Is the fixture at F current for this extension? */
 static inline int fixture_current(const token_fixture *f, const char *ext) {
   if (access(f->db_path, R_OK) != 0 || access(f->keyring_path, R_OK) != 0) return 0;
-  sqlite3 *db = fixture_open(f->db_path, ext, SQLITE_OPEN_READONLY);
-  int ok = fixture_int(db, "PRAGMA user_version") == TOKEN_FIXTURE_VERSION &&
-           fixture_int(db, "SELECT oauthdb_schema_version() = "
+  sqlite3 *db = bench_open(f->db_path, ext, SQLITE_OPEN_READONLY);
+  int ok = bench_int(db, "PRAGMA user_version") == TOKEN_FIXTURE_VERSION &&
+           bench_int(db, "SELECT oauthdb_schema_version() = "
                            "(SELECT max(version) FROM oauthdb_migrations)") == 1;
   sqlite3_close(db);
   return ok;
-}
-
-static inline void fixture_write_keyring(const char *path) {
-  unsigned char key[32];
-  char hex[65];
-  randombytes_buf(key, sizeof key);
-  sodium_bin2hex(hex, sizeof hex, key, sizeof key);
-  sodium_memzero(key, sizeof key);
-  unlink(path);
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-  FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
-  if (!out || fprintf(out, "# oauthdb bench fixture\nbe0c4f1e %s primary\n", hex) < 0 ||
-      fclose(out) != 0)
-    fixture_die(NULL, "write keyring");
-  sodium_memzero(hex, sizeof hex);
 }
 
 static inline void fixture_build(const token_fixture *f, const char *ext) {
@@ -124,14 +67,17 @@ static inline void fixture_build(const token_fixture *f, const char *ext) {
   unlink(tmp);
   fprintf(stderr, "token fixture: building %s (%d sealed rows, once)...\n",
           f->db_path, TOKEN_FIXTURE_ROWS);
-  double t = fixture_now();
-  fixture_write_keyring(f->keyring_path);
-  sqlite3 *db = fixture_open(tmp, ext, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  double t = bench_now();
+  unsigned char key[32];
+  randombytes_buf(key, sizeof key);
+  bench_write_keyring(f->keyring_path, "be0c4f1e", key);
+  sodium_memzero(key, sizeof key);
+  sqlite3 *db = bench_open(tmp, ext, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   /* Scratch data: no journal, no fsync, a big cache for the index builds. */
-  fixture_exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+  bench_exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
                    "PRAGMA cache_size = -262144; SELECT oauthdb_migrate()");
   char *sql = sqlite3_mprintf("SELECT oauthdb_keyring(%Q)", f->keyring_path);
-  fixture_exec(db, sql);
+  bench_exec(db, sql);
   sqlite3_free(sql);
   sql = sqlite3_mprintf(
       "BEGIN;"
@@ -163,11 +109,11 @@ static inline void fixture_build(const token_fixture *f, const char *ext) {
       "COMMIT;",
       TOKEN_FIXTURE_ROWS, TOKEN_FIXTURE_ROWS, TOKEN_FIXTURE_NOW, TOKEN_FIXTURE_NOW,
       TOKEN_FIXTURE_VERSION);
-  fixture_exec(db, sql);
+  bench_exec(db, sql);
   sqlite3_free(sql);
-  if (sqlite3_close(db) != SQLITE_OK) fixture_die(db, "close");
-  if (rename(tmp, f->db_path) != 0) fixture_die(NULL, "rename");
-  fprintf(stderr, "token fixture: built in %.1f s\n", fixture_now() - t);
+  if (sqlite3_close(db) != SQLITE_OK) bench_die(db, "close");
+  if (rename(tmp, f->db_path) != 0) bench_die(NULL, "rename");
+  fprintf(stderr, "token fixture: built in %.1f s\n", bench_now() - t);
 }
 
 /*
@@ -177,7 +123,7 @@ static inline void fixture_build(const token_fixture *f, const char *ext) {
 static inline void token_fixture_get(token_fixture *f, const char *ext) {
   /* Room for the file names after it, so no path is ever cut short. */
   char dir[PATH_MAX - 32];
-  if (snprintf(dir, sizeof dir, "%s", ext) >= (int)sizeof dir) fixture_die(NULL, "path too long");
+  if (snprintf(dir, sizeof dir, "%s", ext) >= (int)sizeof dir) bench_die(NULL, "path too long");
   char *slash = strrchr(dir, '/');
   if (slash) *slash = '\0';
   else snprintf(dir, sizeof dir, ".");
@@ -188,10 +134,10 @@ static inline void token_fixture_get(token_fixture *f, const char *ext) {
 
 /* Open the fixture with its keyring and the clock at TOKEN_FIXTURE_NOW. */
 static inline sqlite3 *token_fixture_open(const token_fixture *f, const char *ext) {
-  sqlite3 *db = fixture_open(f->db_path, ext, SQLITE_OPEN_READONLY);
+  sqlite3 *db = bench_open(f->db_path, ext, SQLITE_OPEN_READONLY);
   char *sql = sqlite3_mprintf("SELECT oauthdb_keyring(%Q); SELECT oauthdb_config('clock', %lld)",
                               f->keyring_path, TOKEN_FIXTURE_NOW);
-  fixture_exec(db, sql);
+  bench_exec(db, sql);
   sqlite3_free(sql);
   return db;
 }

@@ -39,7 +39,7 @@ static result run(sqlite3 *db, sqlite3_stmt *st) {
   result r = {0};
   crypto_generichash_state h;
   crypto_generichash_init(&h, NULL, 0, sizeof r.digest);
-  double t = fixture_now();
+  double t = bench_now();
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     for (int i = 0; i < 3; i++) {
@@ -50,26 +50,27 @@ static result run(sqlite3 *db, sqlite3_stmt *st) {
     }
     r.rows++;
   }
-  r.seconds = fixture_now() - t;
-  if (rc != SQLITE_DONE) fixture_die(db, "step");
+  r.seconds = bench_now() - t;
+  if (rc != SQLITE_DONE) bench_die(db, "step");
   sqlite3_reset(st);
   crypto_generichash_final(&h, r.digest, sizeof r.digest);
   return r;
 }
 
 int main(int argc, char **argv) {
+  bench_name = "vault_vs_open";
   if (argc != 2) {
     fprintf(stderr, "usage: vault_vs_open PATH/TO/oauthdb.so\n");
     return 2;
   }
-  if (sodium_init() < 0) fixture_die(NULL, "sodium_init");
+  if (sodium_init() < 0) bench_die(NULL, "sodium_init");
   token_fixture f;
   token_fixture_get(&f, argv[1]);
   sqlite3 *db = token_fixture_open(&f, argv[1]);
 
   sqlite3_stmt *ours = NULL, *open = NULL;
-  if (sqlite3_prepare_v2(db, VAULT_SQL, -1, &ours, NULL) != SQLITE_OK) fixture_die(db, VAULT_SQL);
-  if (sqlite3_prepare_v2(db, OPEN_SQL, -1, &open, NULL) != SQLITE_OK) fixture_die(db, OPEN_SQL);
+  if (sqlite3_prepare_v2(db, VAULT_SQL, -1, &ours, NULL) != SQLITE_OK) bench_die(db, VAULT_SQL);
+  if (sqlite3_prepare_v2(db, OPEN_SQL, -1, &open, NULL) != SQLITE_OK) bench_die(db, OPEN_SQL);
 
   /* One untimed pass each brings the file into the OS cache for both. */
   run(db, open);
@@ -83,7 +84,7 @@ int main(int argc, char **argv) {
   if (best_ours.rows != TOKEN_FIXTURE_ROWS || best_open.rows != TOKEN_FIXTURE_ROWS ||
       best_ours.bytes != best_open.bytes ||
       memcmp(best_ours.digest, best_open.digest, sizeof best_ours.digest) != 0)
-    fixture_die(NULL, "the vault and token_open returned different values");
+    bench_die(NULL, "the vault and token_open returned different values");
 
   printf("vault_vs_open: %lld rows, %lld plaintext bytes each way\n",
          (long long)best_ours.rows, (long long)best_ours.bytes);
@@ -95,6 +96,6 @@ int main(int argc, char **argv) {
 
   sqlite3_finalize(ours);
   sqlite3_finalize(open);
-  if (sqlite3_close(db) != SQLITE_OK) fixture_die(db, "close");
+  if (sqlite3_close(db) != SQLITE_OK) bench_die(db, "close");
   return 0;
 }
