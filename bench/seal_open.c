@@ -131,8 +131,6 @@ int main(int argc, char **argv) {
   char *sql = sqlite3_mprintf("SELECT oauthdb_keyring(%Q)", path);
   bench_exec(db, sql);
   sqlite3_free(sql);
-  unlink(path);
-  rmdir(dir);
 
   double t_setup = bench_now();
   char *values = make_values();
@@ -170,5 +168,8 @@ int main(int argc, char **argv) {
   free(values);
   sodium_free(key);
   if (sqlite3_close(db) != SQLITE_OK) bench_die(db, "close");
+  /* Only now: the extension rereads a keyring file that changed (or went). */
+  unlink(path);
+  rmdir(dir);
   return 0;
 }
