@@ -17,6 +17,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "oauthdb.h"
 
 SQLITE_EXTENSION_INIT3
@@ -28,6 +29,10 @@ oauthdb_conn *conn_new(sqlite3 *db) {
   conn->db = db;
   conn->refs = 1;  /* the entry point's own, dropped when it returns */
   return conn;
+}
+
+int64_t conn_now(const oauthdb_conn *conn) {
+  return conn->clock_override ? conn->clock_override : (int64_t)time(NULL);
 }
 
 void conn_finalize_all(oauthdb_conn *conn) {

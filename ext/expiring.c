@@ -209,7 +209,7 @@ static int expiring_filter(sqlite3_vtab_cursor *cur, int idx_num,
     return SQLITE_MISMATCH;
   }
   c->within = sqlite3_value_int64(argv[0]);
-  c->now = v->conn->clock_override ? v->conn->clock_override : (int64_t)time(NULL);
+  c->now = conn_now(v->conn);
   /* Saturate: a huge window means "all of them", not an overflow. */
   sqlite3_int64 until;
   if (c->within > 0 && c->now > INT64_MAX - c->within) until = INT64_MAX;

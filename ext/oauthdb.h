@@ -79,6 +79,8 @@ void conn_release(void *conn);          /* xDestroy for every registration */
 int conn_guard_register(sqlite3 *db, oauthdb_conn *conn);
 sqlite3_stmt *conn_stmt(oauthdb_conn *conn, conn_stmt_id id, const char *sql);
 void conn_finalize_all(oauthdb_conn *conn);
+/* Unix seconds: the clock oauthdb_config('clock', ...) set for tests, or now. */
+int64_t conn_now(const oauthdb_conn *conn);
 
 /*
 ** A function table entry. Registration is table-driven: each feature file

@@ -186,8 +186,7 @@ static void purge_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   sqlite3_int64 older_than = sqlite3_value_int64(argv[0]);
-  sqlite3_int64 now = conn->clock_override ? conn->clock_override
-                                           : (sqlite3_int64)time(NULL);
+  sqlite3_int64 now = conn_now(conn);
   sqlite3_int64 cutoff = now - older_than;
 
   char *err = NULL, *result = NULL;

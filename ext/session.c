@@ -117,9 +117,6 @@ static const char session_revoke_user_sql[] =
 
 /* ---- the connection's clock and timeouts ---- */
 
-static int64_t session_now(const oauthdb_conn *conn) {
-  return conn->clock_override ? conn->clock_override : (int64_t)time(NULL);
-}
 static int64_t idle_timeout(const oauthdb_conn *conn) {
   return conn->session_idle_timeout ? conn->session_idle_timeout
                                     : SESSION_DEFAULT_IDLE;
@@ -311,7 +308,7 @@ static void session_create_fn(sqlite3_context *ctx, int argc,
       return;
     }
   }
-  int64_t now = session_now(conn);
+  int64_t now = conn_now(conn);
   if (now + ttl > SESSION_MAX_TIME) {
     fn_error(ctx, "session_create: the session would expire after 9999");
     return;
@@ -392,7 +389,7 @@ static int lookup_live(sqlite3_context *ctx, oauthdb_conn *conn,
                                  session_valid_sql, fn);
   if (!st) return -1;
   sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, session_now(conn));
+  sqlite3_bind_int64(st, 2, conn_now(conn));
   int rc = sqlite3_step(st);
   int live = 0;
   if (rc == SQLITE_ROW) {
@@ -444,7 +441,7 @@ static void session_touch_fn(sqlite3_context *ctx, int argc,
                                  session_touch_sql, "session_touch");
   if (!st) goto out;
   sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, session_now(conn));
+  sqlite3_bind_int64(st, 2, conn_now(conn));
   int rc = sqlite3_step(st);
   int renewed = rc == SQLITE_ROW;
   if (stmt_finish(ctx, conn, st, rc, "session_touch") != SQLITE_OK) goto out;
@@ -481,7 +478,7 @@ static void session_revoke_fn(sqlite3_context *ctx, int argc,
                                  session_revoke_sql, "session_revoke");
   if (!st) goto out;
   sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, session_now(conn));
+  sqlite3_bind_int64(st, 2, conn_now(conn));
   sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   char session_id[37] = "", user_id[37] = "";
@@ -526,7 +523,7 @@ static void session_revoke_user_fn(sqlite3_context *ctx, int argc,
     return;
   }
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, session_now(conn));
+  sqlite3_bind_int64(st, 2, conn_now(conn));
   sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
   /*
   ** RETURNING: every row is updated by the first step, then the ids are
@@ -570,7 +567,7 @@ static const config_setting config_settings[] = {
     {"session_absolute_timeout", SESSION_MAX_SECONDS, absolute_field,
      absolute_timeout},
     /* For tests: expiry without sleeping. 0 returns to the real clock. */
-    {"clock", SESSION_MAX_TIME, clock_field, session_now},
+    {"clock", SESSION_MAX_TIME, clock_field, conn_now},
 };
 
 /*
