@@ -774,7 +774,11 @@ static int refresh_log(vault_vtab *v, const old_row *r, const plain *old_access,
   else
     sqlite3_bind_null(st, 2);
   /* The old one as a BLOB, the new as TEXT: the fingerprint hashes bytes. */
-  if (new_access) sqlite3_bind_value(st, 3, new_access);
+  /* Not bind_value: that would copy the plaintext into SQLite's heap, which
+     frees it unzeroed. The argument outlives the step. */
+  if (new_access)
+    sqlite3_bind_text(st, 3, (const char *)sqlite3_value_text(new_access),
+                      sqlite3_value_bytes(new_access), SQLITE_STATIC);
   else if (old_access->p)
     sqlite3_bind_blob64(st, 3, old_access->p, old_access->n, SQLITE_STATIC);
   sqlite3_bind_value(st, 4, r->col[VCOL_EXPIRES_AT]);
