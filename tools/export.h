@@ -7,7 +7,10 @@
 **   export_validate.c  row checks before anything is sent
 **   export_json.c      JSON that PostgreSQL's jsonb accepts, and its text form
 **   export_copy.c      binary COPY encoding, streamed from sqlite3_step
-**   export_upsert.c    staging tables, upsert, counts, reseal reconciliation
+**   export_upsert.c    pass 2 per table: which path, staging, upsert, counts
+**   export_direct.c    an empty table: indexes and foreign keys built after
+**   export_digest.c    a rerun: row digests compared, only changed rows sent
+**   export_sha256.c    SHA-256 on the CPU's SHA extensions (or libsodium)
 **   export_secrets.c   --secrets=keep|reseal|omit
 **   export_verify.c    per-table row count and content digest on both sides
 **
@@ -74,6 +77,8 @@ typedef struct ex_counts {
   int64_t read, inserted, updated, unchanged, skipped;
 } ex_counts;
 
+typedef struct ex_digest_state ex_digest_state;
+
 typedef struct ex_table {
   char *name;
   int n_cols;
@@ -86,6 +91,10 @@ typedef struct ex_table {
   int has_sealed;
   int64_t n_source;     /* count(*) in the source snapshot (progress) */
   int direct;           /* target was empty: COPY straight into the table */
+  int n_sent;           /* columns sent (set by copy_table) */
+  int verify_done;      /* --verify's source digest already has every row */
+  int digest;           /* rerun path: digests compared in pass 1 (digest.c) */
+  struct ex_digest_state *dstate;
   ex_counts counts;
   /* --verify: the source side's digest (export_verify.c) */
   int64_t digest_rows;
@@ -127,6 +136,8 @@ typedef struct exporter {
   int exit_code;                 /* first failure's code */
   char *failure;                 /* its message, for --json */
   int verified;                  /* --verify passed */
+  int build_settings_done;       /* SET LOCAL for index builds (direct.c) */
+  int compare_rows;              /* rerun path: whole rows, not digests */
   int committed;
 
   /* progress */
@@ -150,6 +161,7 @@ char *ex_xstrdup(const char *s);
 void progress_step(exporter *ex, int64_t rows);
 void progress_begin(exporter *ex, const char *phase, const char *table);
 void progress_end(exporter *ex);
+void ex_trace(exporter *ex, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* export_source.c */
 int source_open(exporter *ex);
@@ -158,6 +170,8 @@ int source_sealed_count(exporter *ex);
 void source_close(exporter *ex);
 /* "SELECT <sent columns> FROM table" (plus extras), for passes over rows. */
 char *source_select_sql(const ex_table *t, int with_json_valid);
+char *source_select_sql_ex(const ex_table *t, int with_json_valid, const char *more,
+                           const char *suffix);
 
 /* export_schema.c */
 int target_connect(exporter *ex);
@@ -208,12 +222,69 @@ int secrets_reconcile(exporter *ex, const ex_table *t, const char *stage);
 void secrets_free(exporter *ex);
 const char *secrets_mode_name(secrets_mode m);
 
+/* export_sha256.c: SHA-256, on the CPU's SHA extensions when it has them. */
+void ex_sha256(const unsigned char *p, size_t n, unsigned char out[32]);
+
 /* export_copy.c */
+typedef struct ex_buf {
+  unsigned char *p;
+  size_t len, cap;
+} ex_buf;
+unsigned char *buf_reserve(ex_buf *b, size_t n);
+void buf_be(ex_buf *b, uint64_t v, int bytes);       /* big-endian integer */
+void buf_field(ex_buf *b, const void *data, size_t n); /* int32 length + bytes */
+void uuid_bytes(const unsigned char *text, unsigned char u[16]);
+/* The current row's value in column col of st as a binary COPY field. */
+int encode_value(exporter *ex, const ex_table *t, const ex_column *c, sqlite3_stmt *st,
+                 int col, ex_buf *b, unsigned char **sealed, size_t *sealed_cap,
+                 int raw_sealed);
+char *copy_column_list(const ex_table *t);  /* the sent columns, quoted */
+
+/* One binary COPY FROM STDIN, streamed in 64 KiB chunks. */
+typedef struct ex_copy {
+  exporter *ex;
+  char *what;                    /* for messages: "COPY of users" */
+  ex_buf b;
+  int64_t rows;
+  int started;
+  int failed;                    /* 1: our error (abort); 2: connection broken */
+  unsigned char *sealed;         /* reseal's output */
+  size_t sealed_cap;
+} ex_copy;
+int copy_start(exporter *ex, ex_copy *c, const char *sql, const char *what);
+int copy_tuple_done(ex_copy *c);
+int copy_source_row(ex_copy *c, ex_table *t, sqlite3_stmt *st);
+int copy_finish(ex_copy *c, int64_t *taken);
 /* COPY the table's rows into dest; *rows gets the count the target took. */
 int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows);
 
 /* export_upsert.c */
 int load_tables(exporter *ex);
+
+/* export_direct.c: an empty table's indexes and foreign keys, dropped
+** before its COPY and rebuilt after it. */
+typedef struct ex_deferred {
+  int n, n_indexes, n_fks;
+  char **create;       /* CREATE INDEX / ALTER TABLE ... ADD CONSTRAINT */
+  char **what;         /* for messages */
+} ex_deferred;
+int direct_defer(exporter *ex, ex_table *t, const char *qt, ex_deferred *d);
+int direct_restore(exporter *ex, ex_deferred *d);
+void deferred_free(ex_deferred *d);
+
+/* export_digest.c: a table the target already has rows of. Pass 1 merges
+** the source's row digests with the target's (digest_begin, digest_row for
+** each valid row in id order, digest_end); after it, digest_stage puts only
+** the rows that differ into stage (created with create_stage_sql), for the
+** upsert. digest_prepare, before pass 1, picks the tables (t->digest). */
+int digest_prepare(exporter *ex);
+int digest_begin(exporter *ex, ex_table *t);
+int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st);
+int digest_end(exporter *ex, ex_table *t, int stopped);
+int digest_usable(const ex_table *t);
+int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *create_stage_sql,
+                 int64_t *n_staged);
+void digest_state_free(ex_table *t);
 
 /* export_verify.c */
 /* Add the current row of st (a pass-2 statement) to t's source digest. */

@@ -27,12 +27,7 @@
 #define COPY_CHUNK (64 * 1024)
 #define PG_EPOCH_OFFSET INT64_C(946684800) /* 2000-01-01 in unix seconds */
 
-typedef struct copybuf {
-  unsigned char *p;
-  size_t len, cap;
-} copybuf;
-
-static unsigned char *cb_reserve(copybuf *b, size_t n) {
+unsigned char *buf_reserve(ex_buf *b, size_t n) {
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : COPY_CHUNK + 4096;
     while (cap < b->len + n) cap *= 2;
@@ -43,26 +38,221 @@ static unsigned char *cb_reserve(copybuf *b, size_t n) {
   return at;
 }
 
-static void put_be(copybuf *b, uint64_t v, int bytes) {
-  unsigned char *at = cb_reserve(b, (size_t)bytes);
+void buf_be(ex_buf *b, uint64_t v, int bytes) {
+  unsigned char *at = buf_reserve(b, (size_t)bytes);
   for (int i = bytes - 1; i >= 0; i--, v >>= 8) at[i] = (unsigned char)(v & 0xff);
 }
 
-static void put_field(copybuf *b, const void *data, size_t n) {
-  put_be(b, (uint32_t)n, 4);
-  if (n) memcpy(cb_reserve(b, n), data, n);
+void buf_field(ex_buf *b, const void *data, size_t n) {
+  unsigned char *at = buf_reserve(b, 4 + n);
+  at[0] = (unsigned char)(n >> 24), at[1] = (unsigned char)(n >> 16);
+  at[2] = (unsigned char)(n >> 8), at[3] = (unsigned char)n;
+  if (n) memcpy(at + 4, data, n);
 }
 
-static int hexval(unsigned char c) {
-  return c <= '9' ? c - '0' : c - 'a' + 10;  /* canonical lower-case, checked */
+/* A canonical UUID's text (checked in pass 1: lower-case hex digits and
+** dashes at 8, 13, 18, 23) as its 16 bytes. */
+void uuid_bytes(const unsigned char *v, unsigned char u[16]) {
+  static const unsigned char hex[256] = {
+      ['0'] = 0, ['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5, ['6'] = 6,
+      ['7'] = 7, ['8'] = 8, ['9'] = 9, ['a'] = 10, ['b'] = 11, ['c'] = 12, ['d'] = 13,
+      ['e'] = 14, ['f'] = 15};
+  /* where each byte's two digits start */
+  static const unsigned char at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+  for (int k = 0; k < 16; k++)
+    u[k] = (unsigned char)(hex[v[at[k]]] << 4 | hex[v[at[k] + 1]]);
 }
 
-static int flush(exporter *ex, copybuf *b, const char *what) {
-  if (b->len == 0) return 0;
-  if (PQputCopyData(ex->pg, (const char *)b->p, (int)b->len) != 1)
-    return pg_fail(ex, what, NULL);
-  b->len = 0;
+/*
+** One value of the current row of st (column col) in its binary send
+** format, as a field: int32 length (-1 for NULL), then the bytes. Sealed
+** values go through secrets_transform (reseal) unless raw_sealed. Returns
+** 0, or -1 after ex_fail.
+*/
+int encode_value(exporter *ex, const ex_table *t, const ex_column *c, sqlite3_stmt *st,
+                 int col, ex_buf *b, unsigned char **sealed, size_t *sealed_cap,
+                 int raw_sealed) {
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+    buf_be(b, UINT32_MAX, 4);  /* -1: NULL */
+    return 0;
+  }
+  switch (c->kind) {
+  case PGK_UUID: {
+    unsigned char u[16];
+    uuid_bytes(sqlite3_column_text(st, col), u);
+    buf_field(b, u, 16);
+    break;
+  }
+  case PGK_TEXT:
+  case PGK_JSON: {
+    const unsigned char *v = sqlite3_column_text(st, col);
+    buf_field(b, v, (size_t)sqlite3_column_bytes(st, col));
+    break;
+  }
+  case PGK_JSONB: {
+    const unsigned char *v = sqlite3_column_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    unsigned char *at = buf_reserve(b, 5 + n);
+    at[0] = (unsigned char)((n + 1) >> 24), at[1] = (unsigned char)((n + 1) >> 16);
+    at[2] = (unsigned char)((n + 1) >> 8), at[3] = (unsigned char)(n + 1);
+    at[4] = 1;  /* jsonb binary format version */
+    if (n) memcpy(at + 5, v, n);
+    break;
+  }
+  case PGK_TIMESTAMPTZ:
+  case PGK_TIMESTAMP: {
+    int64_t secs = sqlite3_column_int64(st, col);
+    buf_be(b, 8, 4);
+    buf_be(b, (uint64_t)((secs - PG_EPOCH_OFFSET) * 1000000), 8);
+    break;
+  }
+  case PGK_BOOL: {
+    unsigned char v = sqlite3_column_int64(st, col) != 0;
+    buf_field(b, &v, 1);
+    break;
+  }
+  case PGK_INT2:
+    buf_be(b, 2, 4);
+    buf_be(b, (uint64_t)sqlite3_column_int64(st, col), 2);
+    break;
+  case PGK_INT4:
+    buf_be(b, 4, 4);
+    buf_be(b, (uint64_t)sqlite3_column_int64(st, col), 4);
+    break;
+  case PGK_INT8:
+    buf_be(b, 8, 4);
+    buf_be(b, (uint64_t)sqlite3_column_int64(st, col), 8);
+    break;
+  case PGK_BYTEA: {
+    const unsigned char *v = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    if (!c->sealed || raw_sealed || ex->secrets != SECRETS_RESEAL) {
+      buf_field(b, v, n);
+      break;
+    }
+    const char *id = (const char *)sqlite3_column_text(st, t->id_col + 1);
+    int64_t m = secrets_transform(ex, t, c, id, v, n, sealed, sealed_cap);
+    if (m < 0) return -1;
+    buf_field(b, *sealed, (size_t)m);
+    break;
+  }
+  }
   return 0;
+}
+
+/* "a", "b", ... : the sent columns, for COPY's column list (malloc'd). */
+char *copy_column_list(const ex_table *t) {
+  size_t cap = 256, len = 0;
+  char *cols = ex_xmalloc(cap);
+  cols[0] = 0;
+  int n_sent = 0;
+  for (int j = 0; j < t->n_cols; j++) {
+    if (!t->cols[j].sent) continue;
+    char *q = pg_ident(t->cols[j].name);
+    size_t need = strlen(q) + 3;
+    if (len + need > cap) cols = ex_xrealloc(cols, cap = 2 * (len + need));
+    len += (size_t)snprintf(cols + len, cap - len, "%s%s", n_sent ? ", " : "", q);
+    free(q);
+    n_sent++;
+  }
+  return cols;
+}
+
+static int flush(ex_copy *c) {
+  if (c->b.len == 0) return 0;
+  if (PQputCopyData(c->ex->pg, (const char *)c->b.p, (int)c->b.len) != 1) {
+    c->failed = 2;
+    return pg_fail(c->ex, c->what, NULL);
+  }
+  c->b.len = 0;
+  return 0;
+}
+
+/* Send sql (a COPY ... FROM STDIN (FORMAT binary)) and the stream's header. */
+int copy_start(exporter *ex, ex_copy *c, const char *sql, const char *what) {
+  memset(c, 0, sizeof *c);
+  c->ex = ex;
+  c->what = ex_xstrdup(what);
+  PGresult *r = PQexec(ex->pg, sql);
+  if (PQresultStatus(r) != PGRES_COPY_IN) {
+    pg_fail(ex, what, r);
+    PQclear(r);
+    free(c->what);
+    c->what = NULL;
+    return -1;
+  }
+  PQclear(r);
+  static const unsigned char header[] = "PGCOPY\n\377\r\n";  /* + its NUL */
+  memcpy(buf_reserve(&c->b, sizeof header), header, sizeof header);
+  buf_be(&c->b, 0, 4);  /* flags */
+  buf_be(&c->b, 0, 4);  /* header extension length */
+  c->started = 1;
+  return 0;
+}
+
+/* A tuple was appended to c->b: count it, and send once a chunk is full. */
+int copy_tuple_done(ex_copy *c) {
+  c->rows++;
+  if (c->b.len >= COPY_CHUNK) return flush(c);
+  return 0;
+}
+
+/* Append the current row of st (rowid, then t's columns) as one tuple. */
+int copy_source_row(ex_copy *c, ex_table *t, sqlite3_stmt *st) {
+  buf_be(&c->b, (uint16_t)t->n_sent, 2);
+  for (int j = 0; j < t->n_cols; j++) {
+    const ex_column *col = &t->cols[j];
+    if (!col->sent) continue;
+    if (encode_value(c->ex, t, col, st, j + 1, &c->b, &c->sealed, &c->sealed_cap, 0)) {
+      c->failed = 1;
+      return -1;
+    }
+  }
+  return copy_tuple_done(c);
+}
+
+/*
+** End the COPY: the trailer and the server's verdict, or, when c->failed
+** (an error of ours), an abort so that the server discards the rows.
+** *taken gets the row count the server reports. Frees c.
+*/
+int copy_finish(ex_copy *c, int64_t *taken) {
+  exporter *ex = c->ex;
+  int failed = c->failed;
+  PGresult *r;
+  if (!c->started) failed = 1;
+  if (c->started && !failed) {
+    buf_be(&c->b, UINT16_MAX, 2);  /* trailer: field count -1 */
+    if (flush(c)) failed = 2;
+  }
+  free(c->b.p);
+  free(c->sealed);
+  c->b.p = NULL, c->sealed = NULL;
+  if (!c->started || failed == 2) {  /* not started, or the connection is gone */
+    free(c->what);
+    return -1;
+  }
+  /* An error of ours aborts the COPY so the server discards it. */
+  if (PQputCopyEnd(ex->pg, failed ? "oauthdb-export: aborted" : NULL) != 1) {
+    if (!failed) pg_fail(ex, c->what, NULL);
+    free(c->what);
+    return -1;
+  }
+  r = PQgetResult(ex->pg);
+  if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK) {
+    pg_fail(ex, c->what, r);
+    failed = 1;
+  }
+  if (!failed) *taken = strtoll(PQcmdTuples(r), NULL, 10);
+  PQclear(r);
+  while ((r = PQgetResult(ex->pg))) PQclear(r);
+  if (!failed && *taken != c->rows) {
+    ex_fail(ex, EXIT_TARGET, "%s: sent %lld rows, the target took %lld", c->what,
+            (long long)c->rows, (long long)*taken);
+    failed = 1;
+  }
+  free(c->what);
+  return failed ? -1 : 0;
 }
 
 /* COPY dest (sent columns) FROM STDIN (FORMAT binary), rows from pass 2. */
@@ -78,155 +268,30 @@ int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows_out) {
     free(what);
     return -1;
   }
-
-  size_t cap = 256, len = 0;
-  char *cols = ex_xmalloc(cap);
-  cols[0] = 0;
-  int n_sent = 0;
-  for (int j = 0; j < t->n_cols; j++) {
-    if (!t->cols[j].sent) continue;
-    char *q = pg_ident(t->cols[j].name);
-    size_t need = strlen(q) + 3;
-    if (len + need > cap) cols = ex_xrealloc(cols, cap = 2 * (len + need));
-    len += (size_t)snprintf(cols + len, cap - len, "%s%s", n_sent ? ", " : "", q);
-    free(q);
-    n_sent++;
-  }
+  t->n_sent = 0;
+  for (int j = 0; j < t->n_cols; j++) t->n_sent += t->cols[j].sent;
+  char *cols = copy_column_list(t);
   sql = ex_strdup_printf("COPY %s (%s) FROM STDIN (FORMAT binary)", dest, cols);
   free(cols);
-  PGresult *r = PQexec(ex->pg, sql);
+  ex_copy c;
+  rc = copy_start(ex, &c, sql, what);
   free(sql);
-  if (PQresultStatus(r) != PGRES_COPY_IN) {
-    pg_fail(ex, what, r);
-    PQclear(r);
+  free(what);
+  if (rc) {
     sqlite3_finalize(st);
-    free(what);
     return -1;
   }
-  PQclear(r);
-
-  copybuf b = {0, 0, 0};
-  static const unsigned char header[] = "PGCOPY\n\377\r\n";  /* + its NUL */
-  memcpy(cb_reserve(&b, sizeof header), header, sizeof header);
-  put_be(&b, 0, 4);  /* flags */
-  put_be(&b, 0, 4);  /* header extension length */
-
-  unsigned char *sealed = NULL;
-  size_t sealed_cap = 0;
-  int failed = 0;
-  int64_t rows = 0;
-  while (!failed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const char *id = (const char *)sqlite3_column_text(st, t->id_col + 1);
-    put_be(&b, (uint16_t)n_sent, 2);
-    for (int j = 0; j < t->n_cols && !failed; j++) {
-      const ex_column *c = &t->cols[j];
-      if (!c->sent) continue;
-      int col = j + 1;
-      if (sqlite3_column_type(st, col) == SQLITE_NULL) {
-        put_be(&b, UINT32_MAX, 4);  /* -1: NULL */
-        continue;
-      }
-      switch (c->kind) {
-      case PGK_UUID: {
-        const unsigned char *v = sqlite3_column_text(st, col);
-        unsigned char u[16];
-        for (int i = 0, k = 0; i < 36; i++) {
-          if (v[i] == '-') continue;
-          u[k / 2] = (unsigned char)(k % 2 ? (u[k / 2] | hexval(v[i])) : hexval(v[i]) << 4);
-          k++;
-        }
-        put_field(&b, u, 16);
-        break;
-      }
-      case PGK_TEXT:
-      case PGK_JSON:
-        put_field(&b, sqlite3_column_text(st, col), (size_t)sqlite3_column_bytes(st, col));
-        break;
-      case PGK_JSONB: {
-        const unsigned char *v = sqlite3_column_text(st, col);
-        size_t n = (size_t)sqlite3_column_bytes(st, col);
-        put_be(&b, (uint32_t)(n + 1), 4);
-        *cb_reserve(&b, 1) = 1;  /* jsonb binary format version */
-        if (n) memcpy(cb_reserve(&b, n), v, n);
-        break;
-      }
-      case PGK_TIMESTAMPTZ:
-      case PGK_TIMESTAMP: {
-        int64_t secs = sqlite3_column_int64(st, col);
-        put_be(&b, 8, 4);
-        put_be(&b, (uint64_t)((secs - PG_EPOCH_OFFSET) * 1000000), 8);
-        break;
-      }
-      case PGK_BOOL: {
-        unsigned char v = sqlite3_column_int64(st, col) != 0;
-        put_field(&b, &v, 1);
-        break;
-      }
-      case PGK_INT2:
-        put_be(&b, 2, 4);
-        put_be(&b, (uint64_t)sqlite3_column_int64(st, col), 2);
-        break;
-      case PGK_INT4:
-        put_be(&b, 4, 4);
-        put_be(&b, (uint64_t)sqlite3_column_int64(st, col), 4);
-        break;
-      case PGK_INT8:
-        put_be(&b, 8, 4);
-        put_be(&b, (uint64_t)sqlite3_column_int64(st, col), 8);
-        break;
-      case PGK_BYTEA: {
-        const unsigned char *v = sqlite3_column_blob(st, col);
-        size_t n = (size_t)sqlite3_column_bytes(st, col);
-        if (!c->sealed) {
-          put_field(&b, v, n);
-          break;
-        }
-        int64_t m = secrets_transform(ex, t, c, id, v, n, &sealed, &sealed_cap);
-        if (m < 0) failed = 1;
-        else put_field(&b, sealed, (size_t)m);
-        break;
-      }
-      }
-    }
-    if (!failed && ex->verify && verify_add_row(ex, t, st)) failed = 1;
-    rows++;
+  int verify = ex->verify && !t->verify_done;
+  while (!c.failed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (copy_source_row(&c, t, st)) break;
+    if (verify && verify_add_row(ex, t, st)) c.failed = 1;
     progress_step(ex, 1);
-    if (!failed && b.len >= COPY_CHUNK && flush(ex, &b, what)) failed = 2;
   }
-  if (!failed && rc != SQLITE_DONE) {
+  if (!c.failed && rc != SQLITE_DONE) {
     ex_fail(ex, EXIT_NOINPUT, "source %s: reading %s failed: %s", ex->source_path,
             t->name, sqlite3_errmsg(ex->src));
-    failed = 1;
+    c.failed = 1;
   }
   sqlite3_finalize(st);
-  free(sealed);
-
-  if (!failed) {
-    put_be(&b, UINT16_MAX, 2);  /* trailer: field count -1 */
-    if (flush(ex, &b, what)) failed = 2;
-  }
-  free(b.p);
-  if (failed == 2) {  /* the connection is gone or broken */
-    free(what);
-    return -1;
-  }
-  /* An error of ours aborts the COPY so the server discards it. */
-  if (PQputCopyEnd(ex->pg, failed ? "oauthdb-export: aborted" : NULL) != 1) {
-    if (!failed) pg_fail(ex, what, NULL);
-    free(what);
-    return -1;
-  }
-  r = PQgetResult(ex->pg);
-  if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK) {
-    pg_fail(ex, what, r);
-    failed = 1;
-  }
-  if (!failed) *rows_out = strtoll(PQcmdTuples(r), NULL, 10);
-  PQclear(r);
-  while ((r = PQgetResult(ex->pg))) PQclear(r);
-  free(what);
-  if (!failed && *rows_out != rows)
-    return ex_fail(ex, EXIT_TARGET, "COPY of %s: sent %lld rows, the target took %lld",
-                   t->name, (long long)rows, (long long)*rows_out);
-  return failed ? -1 : 0;
+  return copy_finish(&c, rows_out);
 }

@@ -389,12 +389,38 @@ static int parse_options(exporter *ex, int argc, char **argv) {
 
 /* ---- the run ---------------------------------------------------------- */
 
+/*
+** OAUTHDB_EXPORT_TRACE=1: for diagnosis, each phase and how each table was
+** loaded, with the seconds since the start, on stderr. Never values.
+*/
+void ex_trace(exporter *ex, const char *fmt, ...) {
+  static int on = -1;
+  static double t0;
+  if (on < 0) {
+    const char *e = getenv("OAUTHDB_EXPORT_TRACE");
+    on = e && *e && strcmp(e, "0") != 0;
+    t0 = now_seconds();
+  }
+  if (!on) return;
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = vprintf_dup(fmt, ap);
+  va_end(ap);
+  progress_clear(ex);
+  fprintf(stderr, "oauthdb-export: trace %7.3f s: %s\n", now_seconds() - t0, msg);
+  free(msg);
+}
+
 static int run(exporter *ex) {
+  ex_trace(ex, "start");
   if (source_open(ex) || source_plan(ex) || secrets_prepare(ex)) return -1;
   if (target_connect(ex) || target_begin(ex) || target_migrate(ex) ||
       target_catalog(ex))
     return -1;
+  if (digest_prepare(ex)) return -1;
+  ex_trace(ex, "target ready, schema at %04d", ex->source_version);
   if (validate_source(ex)) return -1;
+  ex_trace(ex, "pass 1 done: every row checked");
   if (load_tables(ex)) return -1;
   if (ex->verify) {
     /* load_tables computed both sides per table; all matched to get here. */
@@ -413,6 +439,7 @@ static int run(exporter *ex) {
     return -1;
   }
   PQclear(r);
+  ex_trace(ex, "%s", ex->dry_run ? "rolled back" : "committed");
   ex->committed = !ex->dry_run;
   return 0;
 }
@@ -420,6 +447,7 @@ static int run(exporter *ex) {
 static void free_all(exporter *ex) {
   for (int i = 0; i < ex->n_tables; i++) {
     ex_table *t = &ex->tables[i];
+    digest_state_free(t);
     for (int j = 0; j < t->n_cols; j++) {
       free(t->cols[j].name);
       free(t->cols[j].pg_type);

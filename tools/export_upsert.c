@@ -21,10 +21,19 @@
 ** appears concurrently is updated rather than failing. Nothing is deleted.
 ** unchanged = read - inserted - updated - skipped.
 **
-** An empty target table (checked under LOCK ... SHARE ROW EXCLUSIVE, which
-** keeps others from inserting until we commit) gets the COPY directly: all
-** rows are inserts, and a second pass over a staging table would double
-** the work of the first promotion.
+** Three paths, per table:
+**
+**   - An empty target table (checked under LOCK ... SHARE ROW EXCLUSIVE,
+**     which keeps others from inserting until we commit) gets the COPY
+**     directly: all rows are inserts, and a second pass over a staging table
+**     would double the work of the first promotion. Its indexes and foreign
+**     keys are built once after the COPY (export_direct.c).
+**   - A table the target already holds (at least half as many rows as the
+**     source) had its rows' digests compared with the target's in pass 1
+**     (export_digest.c): only the rows that differ go to the staging table
+**     and through the upsert above; with none, nothing is sent at all.
+**   - Otherwise (reseal, omit, --verify, or most rows new): every row goes
+**     to the staging table and through the upsert, as described above.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +207,16 @@ static int load_table(exporter *ex, ex_table *t, int index) {
   progress_begin(ex, "loading", t->name);
   if (decide_direct(ex, t, qt)) goto done;
   if (t->direct) {
-    if (copy_table(ex, t, qt, &t->counts.read)) goto done;
+    ex_deferred d;
+    if (direct_defer(ex, t, qt, &d)) goto done;
+    ex_trace(ex, "%s: empty in the target: COPY into it, %d indexes and %d foreign keys "
+             "built after", t->name, d.n_indexes, d.n_fks);
+    if (copy_table(ex, t, qt, &t->counts.read)) {
+      deferred_free(&d);
+      goto done;
+    }
+    ex_trace(ex, "%s: %lld rows copied", t->name, (long long)t->counts.read);
+    if (direct_restore(ex, &d)) goto done;
     t->counts.inserted = t->counts.read;
   } else {
     sb_add(&b, "CREATE TEMP TABLE oauthdb_stage_%d (", index);
@@ -211,22 +229,37 @@ static int load_table(exporter *ex, ex_table *t, int index) {
       first = 0;
     }
     sb_add(&b, ") ON COMMIT DROP");
-    PGresult *r = pg_exec(ex, "creating a staging table", b.p);
-    if (!r) goto done;
-    PQclear(r);
-    if (copy_table(ex, t, stage, &t->counts.read)) goto done;
-    if (secrets_reconcile(ex, t, stage)) goto done;
-    /* No ANALYZE: it costs as much as the upsert, and a never-analyzed
-       table is estimated from its size in pages, which is all the plan
-       (hash join against the target) needs. */
-    if (upsert(ex, t, qt, stage)) goto done;
+    if (t->digest && digest_usable(t)) {
+      int64_t staged = 0;
+      if (digest_stage(ex, t, stage, b.p, &staged)) goto done;
+      progress_step(ex, t->counts.read);
+      if (staged > 0) {
+        if (upsert(ex, t, qt, stage)) goto done;
+      } else {
+        t->counts.inserted = t->counts.updated = t->counts.skipped = 0;
+        t->counts.unchanged = t->counts.read;
+      }
+    } else {
+      PGresult *r = pg_exec(ex, "creating a staging table", b.p);
+      if (!r) goto done;
+      PQclear(r);
+      if (copy_table(ex, t, stage, &t->counts.read)) goto done;
+      ex_trace(ex, "%s: %lld rows staged in full", t->name, (long long)t->counts.read);
+      if (secrets_reconcile(ex, t, stage)) goto done;
+      /* No ANALYZE: it costs as much as the upsert, and a never-analyzed
+         table is estimated from its size in pages, which is all the plan
+         (hash join against the target) needs. */
+      if (upsert(ex, t, qt, stage)) goto done;
+    }
   }
   if (ex->verify && verify_table(ex, t, t->direct ? NULL : stage)) goto done;
+  ex_trace(ex, "%s: loaded", t->name);
   rc = 0;
 done:
   free(b.p);
   free(qt);
   free(stage);
+  digest_state_free(t);
   return rc;
 }
 

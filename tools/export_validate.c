@@ -54,15 +54,37 @@ bad:
 
 /* Canonical lower-case UUID text, as the schema's CHECK and uuid7() have it. */
 int uuid_check(const unsigned char *s, size_t n) {
-  if (n != 36) return -1;
-  for (size_t i = 0; i < 36; i++) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (s[i] != '-') return -1;
-    } else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
-      return -1;
-    }
+  /* 1: a lower-case hex digit; every other byte 0 */
+  static const unsigned char hex[256] = {
+      ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+      ['7'] = 1, ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
+      ['e'] = 1, ['f'] = 1};
+  if (n != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return -1;
+  unsigned ok = 1;
+  for (size_t i = 0; i < 8; i++) ok &= hex[s[i]];
+  for (size_t i = 9; i < 13; i++) ok &= hex[s[i]];
+  for (size_t i = 14; i < 18; i++) ok &= hex[s[i]];
+  for (size_t i = 19; i < 23; i++) ok &= hex[s[i]];
+  for (size_t i = 24; i < 36; i++) ok &= hex[s[i]];
+  return ok ? 0 : -1;
+}
+
+/*
+** The common case first: text that is plain ASCII without NUL passes both
+** checks below, and 8 bytes are looked at at once. Returns 1 when s is
+** known to be fine, 0 when the exact checks must decide.
+*/
+static int text_plainly_ok(const unsigned char *s, size_t n) {
+  const uint64_t high = UINT64_C(0x8080808080808080), low = UINT64_C(0x0101010101010101);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if ((w & high) || ((w - low) & ~w & high)) return 0;
   }
-  return 0;
+  for (; i < n; i++)
+    if (s[i] == 0 || s[i] >= 0x80) return 0;
+  return 1;
 }
 
 static const char *class_name(int type) {
@@ -96,9 +118,54 @@ static void row_label(sqlite3_stmt *st, const ex_table *t, char *out, size_t cap
   snprintf(out, cap, "(rowid %lld)", (long long)sqlite3_column_int64(st, 0));
 }
 
+/*
+** JSON values: json_valid() (SQLite's own verdict) and json_pg_problem(),
+** both run only when a column's value differs from the last one that
+** passed: dev data repeats the same scopes or '{}' on most rows.
+*/
+#define JSON_MEMO_MAX 1024
+typedef struct json_memo {
+  unsigned char *p;
+  size_t n;
+  int set;
+} json_memo;
+
+typedef struct vctx {
+  sqlite3_stmt *json_valid;   /* SELECT json_valid(?1) */
+  json_memo *memo;            /* per column */
+} vctx;
+
+static const char *check_json(exporter *ex, vctx *v, int j, const unsigned char *s,
+                              size_t n, char *buf, size_t cap) {
+  json_memo *m = &v->memo[j];
+  if (m->set && m->n == n && memcmp(m->p, s, n) == 0) return NULL;
+  sqlite3_bind_text(v->json_valid, 1, (const char *)s, (int)n, SQLITE_STATIC);
+  int rc = sqlite3_step(v->json_valid);
+  int valid = rc == SQLITE_ROW && sqlite3_column_int(v->json_valid, 0) == 1;
+  sqlite3_reset(v->json_valid);
+  sqlite3_clear_bindings(v->json_valid);
+  if (rc != SQLITE_ROW) {
+    snprintf(buf, cap, "json_valid() failed: %s", sqlite3_errmsg(ex->src));
+    return buf;
+  }
+  if (!valid) return "invalid JSON (json_valid() = 0)";
+  const char *why = json_pg_problem((const char *)s, n);
+  if (why) {
+    snprintf(buf, cap, "JSON that PostgreSQL cannot store: %s", why);
+    return buf;
+  }
+  if (n <= JSON_MEMO_MAX) {
+    if (!m->p) m->p = ex_xmalloc(JSON_MEMO_MAX);
+    memcpy(m->p, s, n);
+    m->n = n;
+    m->set = 1;
+  }
+  return NULL;
+}
+
 /* Check one value; NULL if fine, else the reason in buf. */
 static const char *check_value(exporter *ex, const ex_table *t, const ex_column *c,
-                               sqlite3_stmt *st, int col, int json_valid_col,
+                               sqlite3_stmt *st, int col, vctx *vc,
                                const char *id, char *buf, size_t cap) {
   int type = sqlite3_column_type(st, col);
   if (type == SQLITE_NULL) {
@@ -114,25 +181,20 @@ static const char *check_value(exporter *ex, const ex_table *t, const ex_column 
   if (want == SQLITE_TEXT) {
     const unsigned char *v = sqlite3_column_text(st, col);
     size_t n = (size_t)sqlite3_column_bytes(st, col), bad;
-    if (memchr(v, 0, n)) {
+    if (text_plainly_ok(v, n)) {
+      /* no NUL, valid UTF-8 */
+    } else if (memchr(v, 0, n)) {
       snprintf(buf, cap, "NUL byte at offset %zu (PostgreSQL text cannot hold it)",
                (size_t)((const unsigned char *)memchr(v, 0, n) - v));
       return buf;
-    }
-    if (utf8_check(v, n, &bad)) {
+    } else if (utf8_check(v, n, &bad)) {
       snprintf(buf, cap, "invalid UTF-8 at byte %zu", bad);
       return buf;
     }
     if (c->kind == PGK_UUID && uuid_check(v, n))
       return "not a canonical lower-case UUID";
-    if (c->kind == PGK_JSON || c->kind == PGK_JSONB) {
-      if (sqlite3_column_int(st, json_valid_col) != 1) return "invalid JSON (json_valid() = 0)";
-      const char *why = json_pg_problem((const char *)v, n);
-      if (why) {
-        snprintf(buf, cap, "JSON that PostgreSQL cannot store: %s", why);
-        return buf;
-      }
-    }
+    if (c->kind == PGK_JSON || c->kind == PGK_JSONB)
+      return check_json(ex, vc, (int)(c - t->cols), v, n, buf, cap);
     return NULL;
   }
   if (want == SQLITE_BLOB) {
@@ -171,37 +233,191 @@ static const char *check_value(exporter *ex, const ex_table *t, const ex_column 
   }
 }
 
-static int validate_rows(exporter *ex, ex_table *t) {
-  char *sql = source_select_sql(t, 1);
+/* Append s to the malloc'd SQL text *sql. */
+static void sql_append(char **sql, size_t *len, size_t *cap, const char *s) {
+  size_t n = strlen(s);
+  if (*len + n + 1 > *cap) *sql = ex_xrealloc(*sql, *cap = 2 * (*len + n + 1));
+  memcpy(*sql + *len, s, n + 1);
+  *len += n;
+}
+
+/*
+** One column per foreign key of t (as SQLite declares it, the same list
+** pragma_foreign_key_check uses): 1 when the row's key is NULL or its parent
+** row exists, else 0. Appended to pass 1's SELECT, so that the check costs
+** one index lookup per row and no second scan of the child table. Returns
+** the SQL to append (malloc'd; "" when t has no foreign key), or NULL when
+** the list cannot be built (then validate_fks does it all).
+*/
+static char *fk_exists_sql(exporter *ex, const ex_table *t, int *n_fk) {
+  sqlite3_stmt *st = NULL, *pk = NULL;
+  size_t cap = 256, len = 0;
+  char *sql = ex_xmalloc(cap);
+  sql[0] = 0;
+  *n_fk = 0;
+  if (sqlite3_prepare_v2(ex->src,
+                         "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) "
+                         "ORDER BY id, seq", -1, &st, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(ex->src,
+                         "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
+                         -1, &pk, NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+  char *qt = pg_ident(t->name);
+  int cur = -1, rc = SQLITE_DONE;
+  char *where = NULL;   /* this key's join condition */
+  int ok = 1;
+  while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int id = sqlite3_column_int(st, 0);
+    const char *parent = (const char *)sqlite3_column_text(st, 1);
+    const char *from = (const char *)sqlite3_column_text(st, 2);
+    const char *to = (const char *)sqlite3_column_text(st, 3);
+    if (!parent || !from) { ok = 0; break; }
+    char *to_owned = NULL;
+    if (!to) {  /* the parent's primary key: only a one-column one here */
+      sqlite3_reset(pk);
+      sqlite3_bind_text(pk, 1, parent, -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(pk) != SQLITE_ROW) { ok = 0; break; }
+      to_owned = ex_xstrdup((const char *)sqlite3_column_text(pk, 0));
+      if (sqlite3_step(pk) == SQLITE_ROW) { free(to_owned); ok = 0; break; }
+      to = to_owned;
+    }
+    char *qp = pg_ident(parent), *qf = pg_ident(from), *qto = pg_ident(to);
+    if (id != cur) {
+      if (where) {  /* close the previous key */
+        char *end = ex_strdup_printf(" THEN 1 ELSE EXISTS (SELECT 1 FROM %s) END)", where);
+        sql_append(&sql, &len, &cap, end);
+        free(end), free(where);
+      }
+      cur = id;
+      (*n_fk)++;
+      sql_append(&sql, &len, &cap, ", (CASE WHEN ");
+      char *first = ex_strdup_printf("%s.%s IS NULL", qt, qf);
+      sql_append(&sql, &len, &cap, first);
+      free(first);
+      where = ex_strdup_printf("%s AS oauthdb_parent WHERE oauthdb_parent.%s = %s.%s", qp, qto, qt, qf);
+    } else {
+      char *more = ex_strdup_printf(" OR %s.%s IS NULL", qt, qf);
+      sql_append(&sql, &len, &cap, more);
+      free(more);
+      char *w = ex_strdup_printf("%s AND oauthdb_parent.%s = %s.%s", where, qto, qt, qf);
+      free(where);
+      where = w;
+    }
+    free(qp), free(qf), free(qto), free(to_owned);
+  }
+  if (ok && rc != SQLITE_DONE) ok = 0;
+  if (ok && where) {
+    char *end = ex_strdup_printf(" THEN 1 ELSE EXISTS (SELECT 1 FROM %s) END)", where);
+    sql_append(&sql, &len, &cap, end);
+    free(end);
+  }
+  free(where);
+  free(qt);
+  sqlite3_finalize(st);
+  sqlite3_finalize(pk);
+  if (!ok) {
+    free(sql);
+    return NULL;
+  }
+  return sql;
+fail:
+  sqlite3_finalize(st);
+  sqlite3_finalize(pk);
+  free(sql);
+  return NULL;
+}
+
+/*
+** Pass 1 over one table's rows. *fk_suspect is set when a foreign key
+** column says a parent is missing (or when the keys could not be checked
+** here); validate_fks then names the rows, as SQLite's own check does.
+*/
+static int validate_rows(exporter *ex, ex_table *t, int *fk_suspect) {
+  /* in id order when merged with the target's digests (export_digest.c) */
+  char *order = NULL;
+  if (t->digest) {
+    char *qid = pg_ident(t->cols[t->id_col].name);
+    order = ex_strdup_printf(" ORDER BY %s", qid);
+    free(qid);
+  }
+  char *sql = source_select_sql_ex(t, 0, "", order ? order : "");
+  int n_fk = 0;
+  char *fks = fk_exists_sql(ex, t, &n_fk);
   sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL);
+  int rc = SQLITE_ERROR;
+  *fk_suspect = 0;
+  if (fks) {
+    char *full = source_select_sql_ex(t, 0, fks, order ? order : "");
+    rc = sqlite3_prepare_v2(ex->src, full, -1, &st, NULL);
+    free(full);
+    free(fks);
+  }
+  free(order);
+  if (rc != SQLITE_OK) {  /* keys not checkable in the scan: afterwards */
+    sqlite3_finalize(st);
+    st = NULL;
+    n_fk = 0;
+    *fk_suspect = 1;
+    rc = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL);
+  }
   free(sql);
   if (rc != SQLITE_OK)
     return ex_fail(ex, EXIT_NOINPUT, "source %s: cannot read %s: %s", ex->source_path,
                    t->name, sqlite3_errmsg(ex->src));
+  vctx vc = {NULL, NULL};
+  if (sqlite3_prepare_v2(ex->src, "SELECT json_valid(?1)", -1, &vc.json_valid, NULL) !=
+      SQLITE_OK) {
+    sqlite3_finalize(st);
+    return ex_fail(ex, EXIT_NOINPUT, "source %s: json_valid(): %s", ex->source_path,
+                   sqlite3_errmsg(ex->src));
+  }
+  vc.memo = ex_xmalloc(sizeof *vc.memo * (size_t)(t->n_cols ? t->n_cols : 1));
+  memset(vc.memo, 0, sizeof *vc.memo * (size_t)(t->n_cols ? t->n_cols : 1));
+  if (digest_begin(ex, t)) {
+    sqlite3_finalize(st);
+    sqlite3_finalize(vc.json_valid);
+    free(vc.memo);
+    return -1;
+  }
   progress_begin(ex, "checking", t->name);
-  char id[64], reason[256];
+  char id[64] = "", reason[256];
   int stop = 0;
+  int fk_col = t->n_cols + 1;
   while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    row_label(st, t, id, sizeof id);
-    int json_col = t->n_cols + 1;
+    int labelled = 0;
+    int64_t invalid_before = ex->n_invalid;
     for (int j = 0; j < t->n_cols && !stop; j++) {
       const ex_column *c = &t->cols[j];
-      int this_json = -1;
-      if (c->kind == PGK_JSON || c->kind == PGK_JSONB) this_json = json_col++;
       if (!c->sent) continue;
-      const char *why = check_value(ex, t, c, st, j + 1, this_json, id, reason, sizeof reason);
+      /* the row's label is needed by a finding, or as associated data */
+      if (!labelled && c->sealed && ex->secrets == SECRETS_RESEAL) {
+        row_label(st, t, id, sizeof id);
+        labelled = 1;
+      }
+      const char *why = check_value(ex, t, c, st, j + 1, &vc, id, reason, sizeof reason);
       if (why) {
+        if (!labelled) row_label(st, t, id, sizeof id), labelled = 1;
         ex_invalid(ex, t, id, c->name, "%s", why);
         if (!ex->all_errors) stop = 1;
       }
     }
+    for (int k = 0; k < n_fk; k++)
+      if (sqlite3_column_int(st, fk_col + k) == 0) *fk_suspect = 1;
+    /* a valid row's digest (rerun path); the run stops if that fails */
+    if (ex->n_invalid == invalid_before && digest_row(ex, t, st)) stop = 2;
     progress_step(ex, 1);
   }
   sqlite3_finalize(st);
-  if (!stop && rc != SQLITE_DONE)
-    return ex_fail(ex, EXIT_NOINPUT, "source %s: reading %s failed: %s",
-                   ex->source_path, t->name, sqlite3_errmsg(ex->src));
+  sqlite3_finalize(vc.json_valid);
+  for (int j = 0; j < t->n_cols; j++) free(vc.memo[j].p);
+  free(vc.memo);
+  int read_failed = !stop && rc != SQLITE_DONE;
+  if (read_failed)
+    ex_fail(ex, EXIT_NOINPUT, "source %s: reading %s failed: %s", ex->source_path, t->name,
+            sqlite3_errmsg(ex->src));
+  if (digest_end(ex, t, stop != 0 || read_failed) || stop == 2 || read_failed)
+    return -1;
   return 0;
 }
 
@@ -268,9 +484,12 @@ int validate_source(exporter *ex) {
   for (int i = 0; i < ex->n_tables; i++) ex->progress_total += ex->tables[i].n_source;
   for (int i = 0; i < ex->n_tables; i++) {
     ex_table *t = &ex->tables[i];
-    if (validate_rows(ex, t)) return -1;
+    int fk_suspect = 0;
+    if (validate_rows(ex, t, &fk_suspect)) return -1;
+    ex_trace(ex, "pass 1: %s checked (%lld rows)%s", t->name, (long long)t->n_source,
+             t->digest ? ", digests compared" : "");
     if (ex->n_invalid && !ex->all_errors) break;
-    if (validate_fks(ex, t)) return -1;
+    if (fk_suspect && validate_fks(ex, t)) return -1;
     if (ex->n_invalid && !ex->all_errors) break;
   }
   progress_end(ex);
