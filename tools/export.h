@@ -10,7 +10,6 @@
 **   export_upsert.c    pass 2 per table: which path, staging, upsert, counts
 **   export_direct.c    an empty table: indexes and foreign keys built after
 **   export_digest.c    a rerun: row digests compared, only changed rows sent
-**   export_sha256.c    SHA-256 on the CPU's SHA extensions (or libsodium)
 **   export_secrets.c   --secrets=keep|reseal|omit
 **   export_verify.c    per-table row count and content digest on both sides
 **
@@ -222,8 +221,6 @@ int secrets_reconcile(exporter *ex, const ex_table *t, const char *stage);
 void secrets_free(exporter *ex);
 const char *secrets_mode_name(secrets_mode m);
 
-/* export_sha256.c: SHA-256, on the CPU's SHA extensions when it has them. */
-void ex_sha256(const unsigned char *p, size_t n, unsigned char out[32]);
 
 /* export_copy.c */
 typedef struct ex_buf {

@@ -53,6 +53,7 @@
 */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include "export.h"
 
@@ -245,7 +246,7 @@ static int row_digest(exporter *ex, const ex_table *t, digester *d, sqlite3_stmt
       break;
     }
   }
-  ex_sha256(b->p ? b->p : (const unsigned char *)"", b->len, h);
+  crypto_hash_sha256(h, b->p ? b->p : (const unsigned char *)"", b->len);
   return 0;
 }
 
