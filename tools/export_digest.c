@@ -4,16 +4,18 @@
 ** For a target table that already holds rows, sending every source row to a
 ** staging table and comparing there costs as much as the first load (the
 ** COPY of full rows, then a join that compares every column). Instead, pass
-** 1 compares digests as it goes:
+** 1 compares each row with the target's as it goes:
 **
 **   - before pass 1 reads a table, the exporter asks PostgreSQL for
-**       SELECT id, sha256(record_send(ROW(...))) FROM t ORDER BY id
-**     (sent without waiting: PostgreSQL computes while pass 1 checks);
+**       COPY (SELECT id, <the sent columns> FROM t ORDER BY id)
+**         TO STDOUT (FORMAT binary)
+**     or, over a network, for each row's SHA-256 digest instead of its
+**     columns (sent without waiting: PostgreSQL reads while pass 1 checks);
 **   - pass 1 reads the source in id order too (SQLite's primary key index)
-**     and, for every row that passed its checks, computes the same digest
-**     and merges the two streams: an id the target lacks, or whose digest
-**     differs, is a changed row (its id is kept, up to LOOKUP_MAX of them);
-**     target rows the source lacks are passed over;
+**     and, for every row that passed its checks, encodes it the same way
+**     and merges the two streams: an id the target lacks, or whose bytes
+**     (or digest) differ, is a changed row (its id is kept, up to
+**     LOOKUP_MAX of them); target rows the source lacks are passed over;
 **   - after pass 1, only the changed rows are sent in full into the usual
 **     staging table (pg_temp.oauthdb_stage_N), each looked up by id in the
 **     source (all rows, as before, when there are more than LOOKUP_MAX or
@@ -22,23 +24,26 @@
 **
 ** So a rerun with nothing changed reads the source once, while PostgreSQL
 ** reads the target once, and sends nothing at all. Nothing of the source
-** goes to the target before every row passed; the target's rows come to
-** the exporter only as ids and digests.
+** goes to the target before every row passed.
 **
-** The digest is SHA-256 of the row exactly as PostgreSQL's record_send()
-** puts it: int32 column count, then per column int32 type OID, int32 length
-** (-1 for NULL) and the type's binary send format, for the sent columns but
-** id, each cast to its base type (varchar to text, domains to their base).
-** The source side builds the same bytes from SQLite's values: the binary
-** COPY encoding (export_copy.c) with the OIDs interleaved, except that a
-** jsonb value is sent by PostgreSQL in its normal form, which the source
-** side renders with json_canonical (export_json.c), as --verify does. The
-** digest only decides which rows are worth sending: a row it calls changed
-** still goes through the upsert, whose IS DISTINCT FROM decides (a jsonb
-** number 1.0 against 1.00 is sent and then found unchanged), and a row it
-** calls unchanged has exactly the bytes the target has.
+** Whole rows: the target's binary COPY tuple against the source row's, as
+** export_copy.c encodes it, byte for byte, except that a jsonb value comes
+** in PostgreSQL's normal form, which the source side renders with
+** json_canonical (export_json.c), as --verify does. Streaming the rows
+** costs PostgreSQL less than half of hashing them, so this is the choice
+** when the target is on this machine (a unix socket).
 **
-** The target's digests are those of the statement's snapshot, taken when
+** Digests (over a network, where the rows would cost ten times the bytes):
+** SHA-256 over each column's binary send format, self-delimiting (see
+** pg_value_expr), computed by PostgreSQL in SQL (in parallel workers where
+** it has them) and by the exporter from SQLite's values (libsodium).
+**
+** Either way the comparison only decides which rows are worth sending: a
+** row it calls changed still goes through the upsert, whose IS DISTINCT
+** FROM decides (a jsonb number 1.0 against 1.00 is sent and then found
+** unchanged), and a row it calls unchanged has exactly the target's bytes.
+**
+** The target's rows are those of the statement's snapshot, taken when
 ** pass 1 reaches the table. A row the application changes in production
 ** after that, and that the source has unchanged, keeps the application's
 ** change, as if the application had written it just after the export.
@@ -46,14 +51,14 @@
 ** Used under --secrets=keep and when there are no sealed values (reseal
 ** and omit need the full staging table: reconciliation, skipped rows),
 ** without --verify (which digests every sent row in staging), when the
-** source has an index on id, and only where the target holds at least half
-** as many rows as the source (otherwise most rows are new and go in full
-** anyway). Anything unexpected (ids out of order on either side) sends the
-** table in full, as without this path.
+** source has an index on id and its rows sit roughly in id order, and only
+** where the target holds at least half as many rows as the source
+** (otherwise most rows are new and go in full anyway). Anything unexpected
+** (ids out of order on either side) sends the table in full.
 */
 #include <stdio.h>
-#include <stdlib.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include "export.h"
 
@@ -85,7 +90,7 @@ struct ex_digest_state {
   int64_t n_ids;
 };
 
-/* The base type a column is cast to in ROW(...), and that type's OID. */
+/* Columns in the digest: the sent ones but id (the merge's key). */
 static int digested(const ex_table *t, int j) {
   return t->cols[j].sent && j != t->id_col;
 }
@@ -338,8 +343,8 @@ static int id_order_is_local(exporter *ex, const ex_table *t, const char *qid) {
 int digest_prepare(exporter *ex) {
   if (ex->secrets == SECRETS_RESEAL || ex->secrets == SECRETS_OMIT || ex->verify) return 0;
   /* The target on this machine (a unix socket): its rows come back whole,
-     which costs PostgreSQL a third of hashing them. Over a network: their
-     digests, a tenth of the bytes. OAUTHDB_EXPORT_COMPARE=rows|digests
+     which costs PostgreSQL less than half of hashing them. Over a network:
+     their digests, a tenth of the bytes. OAUTHDB_EXPORT_COMPARE=rows|digests
      chooses (tests, diagnosis). */
   const char *host = PQhost(ex->pg), *force = getenv("OAUTHDB_EXPORT_COMPARE");
   ex->compare_rows = host && host[0] == '/';
