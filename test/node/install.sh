@@ -1,6 +1,6 @@
 #!/bin/sh
 # install.sh: put better-sqlite3 12 into test/node/node_modules for
-# test/clients.test, from the npm registry only (tools/deps.sh test runs it).
+# test/clients.test, from the npm registry only (test/clients.test runs it; tools/deps.sh test installs what it needs).
 #
 # better-sqlite3's install script is `prebuild-install || node-gyp rebuild`:
 # prebuild-install downloads a prebuilt binary from GitHub, and when that
