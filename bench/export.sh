@@ -45,7 +45,8 @@ started=$SECONDS
 scratch=$(mktemp -d /tmp/oauthdb-bench-export.XXXXXX)
 chmod 755 "$scratch"
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$(printf '%q ' "$@")"; else "$@"; fi
+  # from /: the postgres user may not be able to enter the checkout (a 0700 home)
+  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "cd / && $(printf '%q ' "$@")"; else "$@"; fi
 }
 cleanup() {
   if [ -e "$scratch/pg/data/postmaster.pid" ]; then

@@ -114,12 +114,14 @@ proc roundtrip_ok {sdb dbname table} {
   return ok
 }
 
-# Run PostgreSQL's pg_ctl as the user the cluster belongs to.
+# Run PostgreSQL's pg_ctl as the user the cluster belongs to, from /: su
+# keeps the working directory, and the checkout may sit in a mode-0700 home
+# the postgres user cannot enter (test/checkout.test).
 proc pg_ctl {args} {
   set bin /usr/lib/postgresql/15/bin/pg_ctl
   if {[pgclean id -u] == 0} {
     set cmd [join [lmap a [list $bin {*}$args] { string cat ' [string map {' '\\''} $a] ' }] " "]
-    pgclean su postgres -s /bin/sh -c $cmd
+    pgclean su postgres -s /bin/sh -c "cd / && $cmd"
   } else {
     pgclean $bin {*}$args
   }

@@ -31,9 +31,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# From /, not the checkout: su keeps the working directory, and a checkout in
+# a mode-0700 home (root's, or any Debian 12 creates) is one the postgres
+# user cannot enter (pg_ctl: could not change directory ... Permission denied).
 as_pg() {
   if [ "$(id -u)" = 0 ]; then
-    su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+    su postgres -s /bin/sh -c "cd / && $(printf '%q ' "$@")"
   else
     "$@"
   fi
