@@ -32,9 +32,11 @@ static const char status_help[] =
     "from the keyring when there is one, and how many values each key seals),\n"
     "a rotation in progress, row counts per table, active tokens expiring in\n"
     "the next hour (as tokens_expiring(3600) lists them) and live sessions.\n"
-    "Read-only; needs no keyring (without one, statuses show as `?`).\n"
+    "Read-only; needs no keyring (without one, statuses show as `?`). A keyring\n"
+    "that does not load is reported, the rest is still shown, and the exit is 1.\n"
     "  -k, --keyring KEYRING  default $OAUTHDB_KEYRING\n"
-    "Exit: 0 done, 1 failed, 2 usage, 3 refused (not an oauthdb database).\n";
+    "Exit: 0 done, 1 failed, 2 usage, 3 refused (not an oauthdb database); 1\n"
+    "also when the keyring does not load.\n";
 
 /* The rule of session_valid (ext/session.c), at the real clock. */
 static const char sessions_alive_sql[] =
@@ -152,11 +154,15 @@ int cmd_status(int argc, char **argv) {
   }
 
   keyfile *kf = NULL;
+  int keyring_failed = 0;
   if (rc == EXIT_OK) {
     if (keyring_path && *keyring_path) {
-      /* A keyring that does not load still leaves the rest worth showing. */
+      /* A keyring that does not load still leaves the rest worth showing,
+      ** but the run failed: a script that checks the exit code must not
+      ** take a keyring it cannot use for a good one. */
       kf = keyfile_read(keyring_path);
       printf("keyring: %s%s\n", keyring_path, kf ? "" : " (does not load: see above)");
+      if (!kf) keyring_failed = 1;
     } else {
       printf("keyring: none (statuses unknown: pass --keyring or set OAUTHDB_KEYRING)\n");
     }
@@ -185,5 +191,5 @@ int cmd_status(int argc, char **argv) {
   keyfile_free(kf);
   sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
   tool_close(db);
-  return rc;
+  return rc == EXIT_OK && keyring_failed ? EXIT_FAIL : rc;
 }
