@@ -60,22 +60,63 @@ static int check_ours(sqlite3 *db, const char *path) {
 
 /* ---- init ---------------------------------------------------------------- */
 
-static const char init_usage[] = "usage: oauthdb init DB\n";
+static const char init_usage[] = "usage: oauthdb init DB [--journal-mode wal|delete]\n";
 static const char init_help[] =
-    "Create the database DB (mode 0600) and migrate it to the newest schema.\n"
-    "An existing oauthdb database is migrated (a no-op when it is current); an\n"
+    "Create the database DB (mode 0600) in WAL mode and migrate it to the\n"
+    "newest schema. An existing oauthdb database is migrated (a no-op when it\n"
+    "is current) and keeps its journal mode unless --journal-mode is given; an\n"
     "existing empty file is used; any other existing file is refused (exit 3).\n"
+    "  -j, --journal-mode wal|delete  default wal for a new database: readers,\n"
+    "                                 backups and exports never block writers\n"
+    "                                 (docs/CLIENTS.md); the mode stays in the file\n"
     "Exit: 0 done, 1 failed, 2 usage, 3 refused.\n";
 
+/*
+** Set DB's journal mode to MODE ("wal" or "delete"). SQLite records WAL in
+** the file's header, so every later connection gets it; it answers with the
+** mode in force, which is checked: a database another connection holds open
+** cannot leave WAL, and an in-memory or unusual VFS may refuse it.
+*/
+static int set_journal_mode(sqlite3 *db, const char *path, const char *mode) {
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA journal_mode = %s", mode);
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  const char *got = NULL;
+  if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    got = (const char *)sqlite3_column_text(st, 0);
+  int ok = got && sqlite3_stricmp(got, mode) == 0;
+  if (!ok)
+    tool_error("%s: cannot set journal_mode to %s (it is %s): %s", path, mode,
+               got ? got : "unknown", sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  return ok ? 0 : -1;
+}
+
 int cmd_init(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"help", no_argument, NULL, 'h'},
+      {"journal-mode", required_argument, NULL, 'j'},
+      {NULL, 0, NULL, 0},
+  };
+  const char *journal_mode = NULL; /* NULL: wal for a new database, else unchanged */
   int c;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", help_only, NULL)) != -1) {
-    if (c == 'h') {
-      printf("%s\n%s", init_usage, init_help);
-      return EXIT_OK;
+  while ((c = getopt_long(argc, argv, "hj:", opts, NULL)) != -1) {
+    switch (c) {
+      case 'h':
+        printf("%s\n%s", init_usage, init_help);
+        return EXIT_OK;
+      case 'j':
+        if (strcmp(optarg, "wal") != 0 && strcmp(optarg, "delete") != 0)
+          return tool_usage_error(init_usage, "--journal-mode is wal or delete, got '%s'",
+                                  optarg);
+        journal_mode = optarg;
+        break;
+      default:
+        if (optopt == 'j') return tool_usage_error(init_usage, "--journal-mode needs wal or delete");
+        return tool_usage_error(init_usage, "unknown option %s", argv[optind - 1]);
     }
-    return tool_usage_error(init_usage, "unknown option %s", argv[optind - 1]);
   }
   if (argc - optind != 1)
     return tool_usage_error(init_usage, "expected one database path");
@@ -106,18 +147,28 @@ int cmd_init(int argc, char **argv) {
                     "read it; run: chmod 600 %s\n",
             path, (unsigned)(st.st_mode & 07777), path);
   sqlite3_int64 before = 0, after = 0;
+  /* Before the first migration, so that it is written through the WAL. An
+  ** empty existing file counts as new (schema version 0). */
   if (rc == EXIT_OK &&
-      (tool_query_int(db, &before, "SELECT oauthdb_schema_version()", (char *)NULL) != SQLITE_OK ||
-       tool_query_int(db, &after, "SELECT oauthdb_migrate()", (char *)NULL) != SQLITE_OK))
+      tool_query_int(db, &before, "SELECT oauthdb_schema_version()", (char *)NULL) != SQLITE_OK)
+    rc = EXIT_FAIL;
+  if (rc == EXIT_OK && !journal_mode && before == 0) journal_mode = "wal";
+  if (rc == EXIT_OK && journal_mode && set_journal_mode(db, path, journal_mode) != 0)
+    rc = EXIT_FAIL;
+  if (rc == EXIT_OK &&
+      tool_query_int(db, &after, "SELECT oauthdb_migrate()", (char *)NULL) != SQLITE_OK)
     rc = EXIT_FAIL;
   tool_close(db);
   if (rc != EXIT_OK) {
     /* A file we created and could not migrate would only be refused later. */
     if (created) {
       unlink(path);
-      char journal[4096];
-      snprintf(journal, sizeof journal, "%s-journal", path);
-      unlink(journal);
+      const char *suffixes[] = {"-journal", "-wal", "-shm"};
+      for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        char side[4096];
+        snprintf(side, sizeof side, "%s%s", path, suffixes[i]);
+        unlink(side);
+      }
     }
     return rc;
   }
