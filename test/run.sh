@@ -1,7 +1,8 @@
 #!/bin/bash
 # run.sh BUILD [TEST...]: run the suite (every test/*.test, or those named)
 # against BUILD/oauthdb.so, with a throwaway PostgreSQL for the tests that
-# need one, and end with the line `N passed, N failed`.
+# need one, and end with the line `N passed, N failed` (before it, every
+# `NAME: SKIPPED: why` line a test printed, and how many).
 #
 # PostgreSQL: initdb into a temporary directory, a unix socket in it, no TCP,
 # stopped at the end even on failure. PostgreSQL refuses to run as root, so
@@ -78,7 +79,7 @@ if [ "${OAUTHDB_SANITIZE:-}" = 1 ]; then
   export PATH=$scratch/bin:$PATH
 fi
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 for t in "${tests[@]}"; do
   dir=$scratch/$(basename "$t" .test)
   mkdir -p "$dir"
@@ -105,6 +106,11 @@ for t in "${tests[@]}"; do
   else
     echo "$t: $p passed"
   fi
+  # A test or section that could not run says so in its log as
+  # `NAME: SKIPPED: why`; show it here, so that no skip passes silently.
+  grep -a ': SKIPPED: ' "$log" | sed 's/^/  /'
+  skipped=$((skipped + $(grep -a -c ': SKIPPED: ' "$log")))
 done
+[ "$skipped" = 0 ] || echo "$skipped skipped (SKIPPED lines above)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
