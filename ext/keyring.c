@@ -1,6 +1,6 @@
 /*
 ** keyring.c: load a keyring file into locked memory (docs/FORMAT.md,
-** "Keyring"; DESIGN section 3).
+** "Keyring").
 **
 **   # key id  key (32 bytes, hex)                                   status
 **   9c0e51d2  5f1c...64 hex digits...                                primary

@@ -1,5 +1,5 @@
 /*
-** keyring.h: the keyring file (docs/FORMAT.md, DESIGN section 3).
+** keyring.h: the keyring file (docs/FORMAT.md, "Keyring").
 **
 ** Pure C over libsodium and libc: no SQLite. Linked into the extension, the
 ** exporter and the shell tool alike.

@@ -1,5 +1,5 @@
 /*
-** seal.c: the sealed token format (docs/FORMAT.md; DESIGN section 2).
+** seal.c: the sealed token format (docs/FORMAT.md).
 **
 **   0     1  version = 0x01
 **   1     1  algorithm = 0x01 (XChaCha20-Poly1305-IETF)

@@ -17,7 +17,7 @@
 **                                      'oauth_tokens.access_token:' || id);
 **   SELECT token_fingerprint(:refresh_token);             -- 16-byte BLOB
 **
-** Flags (DESIGN section 5): everything that reveals or creates a secret or
+** Flags (docs/ARCHITECTURE.md, "Function flags"): everything that reveals or creates a secret or
 ** changes the keyring is SQLITE_DIRECTONLY, so a hostile database file
 ** cannot call it from a trigger, view or index. Only token_key_id, which
 ** reads a header and touches no key, is DETERMINISTIC and INNOCUOUS.

@@ -13,7 +13,7 @@
 **
 ** An eponymous table (no CREATE VIRTUAL TABLE) with exactly the columns of
 ** oauth_tokens. Reads open access_token and refresh_token with associated
-** data `oauth_tokens.<column>:<id>` (DESIGN section 2); writes seal them with
+** data `oauth_tokens.<column>:<id>` (docs/FORMAT.md); writes seal them with
 ** the keyring's primary key and write main.oauth_tokens, inside the caller's
 ** statement and transaction, so only sealed bytes reach the file. A value
 ** that does not open is an error naming the row, never a silent NULL.

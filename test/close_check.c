@@ -1,7 +1,7 @@
 /*
 ** close_check.c: a C client that proves the extension never makes
-** sqlite3_close() fail (DESIGN section 5: "A cached prepared statement must
-** never make sqlite3_close fail").
+** sqlite3_close() fail (docs/ARCHITECTURE.md, "Why the statement cache is owned by a virtual
+** table": a cached prepared statement must never make sqlite3_close fail).
 **
 **   close_check EXTENSION DB SQL...
 **

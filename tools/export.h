@@ -62,7 +62,7 @@ typedef struct ex_column {
   char *pg_type;        /* format_type() text, for the staging table */
   pg_kind kind;
   int not_null;
-  int sealed;           /* holds sealed values (DESIGN section 2) */
+  int sealed;           /* holds sealed values (docs/FORMAT.md) */
   int sent;             /* part of the COPY (sealed columns under omit: not) */
 } ex_column;
 

@@ -4,7 +4,7 @@
 **   oauthdb-export --secrets=keep dev.db 'host=db.internal dbname=app'
 **   oauthdb-export --dry-run --verify --json --secrets=omit dev.db
 **
-** The run, in order (DESIGN.md section 6, docs/EXPORT.md):
+** The run, in order (docs/EXPORT.md, "What a run does"):
 **   1. open the source read-only and start one read transaction, so every
 **      table comes from the same snapshot while the app keeps writing;
 **   2. decide what happens to sealed values (no default: see secrets.c);

@@ -1,5 +1,6 @@
 /*
-** export_secrets.c: what happens to sealed token values (DESIGN section 2).
+** export_secrets.c: what happens to sealed token values (docs/EXPORT.md,
+** --secrets; the format in docs/FORMAT.md).
 **
 ** There is no default. A source holding sealed values stops the run until
 ** the user picks one of:
@@ -123,7 +124,8 @@ void secrets_free(exporter *ex) {
   ex->dev_kr = ex->prod_kr = NULL;
 }
 
-/* `oauth_tokens.<column>:<id>` (DESIGN section 2). */
+/* `oauth_tokens.<column>:<id>` (docs/FORMAT.md, "Associated data for
+** oauth_tokens"). */
 static size_t make_ad(char *ad, size_t cap, const ex_table *t, const ex_column *c,
                       const char *id) {
   int n = snprintf(ad, cap, "%s.%s:%s", t->name, c->name, id);

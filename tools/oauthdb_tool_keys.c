@@ -618,7 +618,8 @@ static const char batch_end_sql[] =
 
 /*
 ** token_reseal returns a value already under the primary unchanged, but the
-** CASE spares it the open altogether. Associated data as DESIGN section 2.
+** CASE spares it the open altogether. Associated data as docs/FORMAT.md
+** fixes it.
 */
 static const char reseal_batch_sql[] =
     "UPDATE oauth_tokens SET"

@@ -149,7 +149,7 @@ CREATE TABLE oauth_tokens (
                     REFERENCES user_providers (id) ON DELETE CASCADE,
   token_type        text        NOT NULL DEFAULT 'oauth2'
                     CONSTRAINT oauth_tokens_token_type CHECK (token_type IN ('oauth2', 'api_key')),
-  -- Sealed values (DESIGN.md section 2).  substring() rather than get_byte()
+  -- Sealed values (docs/FORMAT.md, "Sealed token").  substring() rather than get_byte()
   -- so that an empty value fails the check instead of raising an error.
   access_token      bytea       NOT NULL
                     CONSTRAINT oauth_tokens_access_token_sealed

@@ -7,7 +7,7 @@
 -- defaults and checks use only SQLite built-ins (unixepoch, json_valid,
 -- json_type), so a database stays usable and checkable with the plain CLI.
 --
--- Conventions (DESIGN.md section 4):
+-- Conventions (docs/SCHEMA.md, "Conventions"):
 --   ids         TEXT, canonical lower-case UUID (uuid7() from the extension)
 --   timestamps  INTEGER unix seconds; the range check rejects milliseconds
 --               (0 .. 9999-12-31T23:59:59Z)
@@ -174,7 +174,7 @@ CREATE TABLE oauth_tokens (
                     REFERENCES user_providers (id) ON DELETE CASCADE,
   token_type        TEXT    NOT NULL DEFAULT 'oauth2'
                     CONSTRAINT oauth_tokens_token_type CHECK (token_type IN ('oauth2', 'api_key')),
-  -- Sealed (DESIGN.md section 2) with associated data
+  -- Sealed (docs/FORMAT.md, "Sealed token") with associated data
   -- 'oauth_tokens.access_token:<id>'; for Motion this is the sealed API key.
   access_token      BLOB    NOT NULL
                     CONSTRAINT oauth_tokens_access_token_sealed

@@ -241,7 +241,7 @@ static void check_int(const field *f, sqlite3_int64 v, int width, sqlite3_int64 
   if (got != v) fuzz_fail(TARGET, "%s %lld sent as %lld", what, (long long)v, (long long)got);
 }
 
-/* The AD of a sealed column, as DESIGN section 2 fixes it. */
+/* The AD of a sealed column, as docs/FORMAT.md ("Associated data for oauth_tokens") fixes it. */
 static size_t make_ad(char *ad, size_t cap, const char *column, const char *id, size_t id_len) {
   int n = snprintf(ad, cap, "oauth_tokens.%s:%.*s", column, (int)id_len, id);
   return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;

@@ -19,8 +19,8 @@
 ** checked against the C functions of ext/seal.h called directly; a failed
 ** open or reseal must give the same message when the AD's bytes and
 ** everything of the value after its 6 header bytes are replaced by others
-** of the same length: messages may name structure, never data (DESIGN
-** section 2). token_open returns TEXT exactly when the plaintext is valid
+** of the same length: messages may name structure, never data (docs/SQL.md,
+** token_open; docs/FORMAT.md). token_open returns TEXT exactly when the plaintext is valid
 ** UTF-8 without NUL, judged by fuzz_is_text, a second implementation.
 */
 #include <sodium.h>
