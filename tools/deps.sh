@@ -45,6 +45,7 @@ test|bench)
   need python3
   need python3-nacl   # test/format_vectors.py
   need valgrind       # make check-valgrind
+  need procps         # kill(1): export_crash.test and rotate.test kill a run mid-way
   ;;
 esac
 case $want in
