@@ -71,19 +71,19 @@ INSERT INTO users(id, email, display_name, created_at, updated_at)
   SELECT printf('00000000-0000-7000-8000-%012x', i), 'user' || i || '@example.com',
          'User ' || i, 1700000000 + i, 1700000000 + i FROM k;
 WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < $users)
-INSERT INTO user_providers(id, user_id, provider, provider_user_id, scopes, sync_cursors,
+INSERT INTO user_providers(id, user_id, provider, provider_id, scopes, sync_cursors,
                            linked_at, created_at, updated_at)
   SELECT printf('00000001-0000-7000-8000-%012x', i), printf('00000000-0000-7000-8000-%012x', i),
          'google', 'g' || i, '["email","https://www.googleapis.com/auth/calendar"]',
          '{"gmail":{"historyId":"' || (1000 + i) || '"}}', 1700000000, 1700000000, 1700000000 FROM k;
 WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < $2 - 1)
-INSERT INTO oauth_tokens(id, user_provider_id, access_token, refresh_token, scopes,
+INSERT INTO oauth_tokens(id, user_provider_id, token_type, access_token, refresh_token, scope,
                          expires_at, is_active, revoked_at, created_at, updated_at)
   SELECT printf('00000002-0000-7000-8000-%012x', i),
-         printf('00000001-0000-7000-8000-%012x', i % $users + 1),
+         printf('00000001-0000-7000-8000-%012x', i % $users + 1), 'Bearer',
          CAST(x'0101' || randomblob(4 + 24 + 180 + 16) AS BLOB),
          CAST(x'0101' || randomblob(4 + 24 + 100 + 16) AS BLOB),
-         '["email","https://www.googleapis.com/auth/calendar"]', 1800000000 + i,
+         'email https://www.googleapis.com/auth/calendar', 1800000000 + i,
          i < $users, CASE WHEN i < $users THEN NULL ELSE 1750000000 END,
          1700000000 + i, 1700000000 + i FROM k;
 COMMIT;

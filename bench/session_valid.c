@@ -42,7 +42,7 @@
 static const char raw_sql[] =
     "SELECT s.user_id FROM user_sessions AS s JOIN users AS u ON u.id = s.user_id"
     " WHERE s.token_hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2"
-    " AND s.last_seen_at + s.idle_timeout > ?2 AND u.is_active = 1";
+    " AND s.last_used + s.idle_timeout > ?2 AND u.is_active = 1";
 
 /* 100,000 users, one session each; returns the tokens, N_USERS x 44 bytes. */
 static char *populate(sqlite3 *db) {

@@ -3,21 +3,26 @@
 **
 ** It adds no SQL function. Rows it writes can be read as any other:
 **
-**   sqlite> SELECT event, success, reason, details FROM auth_audit_log
-**      ...>  WHERE user_id = ?1 ORDER BY created_at, id;
+**   sqlite> SELECT action, success, error_message, details FROM auth_audit_log
+**      ...>  WHERE user_id = ?1 ORDER BY timestamp, id;
 **   session.created|1||{"session_id":"0192...","expires_at":1730086400}
 */
 #include "audit.h"
 
 SQLITE_EXTENSION_INIT3
 
+/* A success's reason goes into details, a failure's into error_message. */
 #define AUDIT_INSERT_SQL                                                    \
-  "INSERT INTO auth_audit_log"                            \
-  "(id, user_id, event, success, reason, details)"                          \
-  " VALUES (uuid7(), ?1, ?2, ?3, ?4, coalesce(?5, '{}'))"
+  "INSERT INTO auth_audit_log"                                              \
+  "(id, user_id, action, provider, success, error_message, details)"        \
+  " VALUES (uuid7(), ?1, ?2, ?3, ?4, CASE WHEN ?4 THEN NULL ELSE ?5 END,"   \
+  " CASE WHEN ?4 AND ?5 IS NOT NULL"                                        \
+  "      THEN json_set(coalesce(?6, '{}'), '$.reason', ?5)"                 \
+  "      ELSE coalesce(?6, '{}') END)"
 
-int audit_write(oauthdb_conn *conn, const char *event, const char *user_id,
-                int success, const char *reason, const char *details_json) {
+int audit_write(oauthdb_conn *conn, const char *action, const char *user_id,
+                const char *provider, int success, const char *reason,
+                const char *details_json) {
   sqlite3_stmt *st = conn_stmt(conn, STMT_AUDIT_INSERT, AUDIT_INSERT_SQL);
   if (!st) {
     int rc = sqlite3_errcode(conn->db);
@@ -31,10 +36,11 @@ int audit_write(oauthdb_conn *conn, const char *event, const char *user_id,
 
   /* SQLITE_STATIC: every argument outlives this call, and is unbound below. */
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
-  sqlite3_bind_int(st, 3, success ? 1 : 0);
-  sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 5, details_json, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, provider, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 4, success ? 1 : 0);
+  sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 6, details_json, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   /* reset returns the step's error code and keeps its message. */
   int reset_rc = sqlite3_reset(st);

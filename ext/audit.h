@@ -13,17 +13,20 @@
 #include "oauthdb.h"
 
 /*
-** Insert one auth_audit_log row: a fresh uuid7() id, created_at from the
+** Insert one auth_audit_log row: a fresh uuid7() id, timestamp from the
 ** schema's default (the real clock: the log records when things happened,
-** whatever clock a test set with oauthdb_config). user_id, reason and
-** details_json may be NULL; details_json must be a JSON object (NULL: {}).
+** whatever clock a test set with oauthdb_config). user_id, provider, reason
+** and details_json may be NULL; details_json must be a JSON object (NULL:
+** {}). REASON goes where the schema wants it: a failure's into
+** error_message, a success's (a revocation's) into details as "reason".
 ** Never pass a secret (token, password, key) in reason or details.
 **
 ** Returns an SQLite result code; on failure sqlite3_errmsg(conn->db) says
 ** why until the next call on the connection, so copy it before running
 ** anything else.
 */
-int audit_write(oauthdb_conn *conn, const char *event, const char *user_id,
-                int success, const char *reason, const char *details_json);
+int audit_write(oauthdb_conn *conn, const char *action, const char *user_id,
+                const char *provider, int success, const char *reason,
+                const char *details_json);
 
 #endif /* OAUTHDB_AUDIT_H */

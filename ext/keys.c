@@ -10,7 +10,7 @@
 ** One row per key of the keyring, in file order, then one per key id found
 ** in oauth_tokens that the keyring does not have (status 'unknown': those
 ** values cannot be opened here). sealed_values counts the sealed values
-** (access_token and refresh_token) of oauth_tokens whose header names the
+** (access_token, refresh_token and id_token) of oauth_tokens whose header names the
 ** key: bytes 3..6 of the value, substr(x, 3, 4). A retired key whose count
 ** is 0 can be dropped from the keyring; rotation waits for that.
 **
@@ -35,6 +35,9 @@ enum { KCOL_KEY_ID, KCOL_STATUS, KCOL_IS_PRIMARY, KCOL_SEALED_VALUES };
   " UNION ALL"                                                               \
   " SELECT substr(refresh_token, 3, 4) FROM main.oauth_tokens"               \
   "  WHERE refresh_token IS NOT NULL"                                        \
+  " UNION ALL"                                                               \
+  " SELECT substr(id_token, 3, 4) FROM main.oauth_tokens"                    \
+  "  WHERE id_token IS NOT NULL"                                             \
   ") GROUP BY k ORDER BY k"
 
 #define KEYS_HAS_TABLE_SQL                                                   \

@@ -33,6 +33,7 @@ static const struct {
     {"expiring", expiring_register},
     {"keys", keys_register},
     {"retention", retention_register},
+    {"scope", scope_register},
 };
 
 static int query_int(sqlite3 *db, const char *sql, int *out) {

@@ -137,5 +137,6 @@ int vault_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 int expiring_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 int keys_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 int retention_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+int scope_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 
 #endif /* OAUTHDB_H */

@@ -7,10 +7,10 @@
 ** One call, in one savepoint (its own transaction outside the caller's, a
 ** nested one inside it):
 **
-**   1. auth_audit_log rows with created_at < cutoff are deleted;
+**   1. auth_audit_log rows with timestamp < cutoff are deleted;
 **   2. dead sessions are deleted when they died before the cutoff: a session
 **      dies at the first of revoked_at, expires_at and
-**      last_seen_at + idle_timeout (the same rule as session_valid);
+**      last_used + idle_timeout (the same rule as session_valid);
 **   3. a 'retention.run' audit row records both counts and the cutoff.
 **
 ** cutoff = now - older_than_seconds, where now is the connection's clock
@@ -48,7 +48,7 @@ static const char trigger_sql_query[] =
     " AND tbl_name = 'auth_audit_log'";
 
 static const char delete_audit_sql[] =
-    "DELETE FROM main.auth_audit_log WHERE created_at < ?1";
+    "DELETE FROM main.auth_audit_log WHERE timestamp < ?1";
 
 /*
 ** A full scan of user_sessions: the death time is a min() over three
@@ -58,7 +58,7 @@ static const char delete_audit_sql[] =
 static const char delete_sessions_sql[] =
     "DELETE FROM main.user_sessions"
     " WHERE min(coalesce(revoked_at, expires_at), expires_at,"
-    "           last_seen_at + idle_timeout) < ?1";
+    "           last_used + idle_timeout) < ?1";
 
 /* Copy of sqlite3_errmsg, taken before a rollback overwrites it. */
 static char *db_message(sqlite3 *db) {
@@ -157,7 +157,7 @@ static int purge_in_savepoint(oauthdb_conn *conn, sqlite3_int64 older_than,
     if (!details) rc = SQLITE_NOMEM;
   }
   if (rc == SQLITE_OK) {
-    rc = audit_write(conn, "retention.run", NULL, 1, NULL, details);
+    rc = audit_write(conn, "retention.run", NULL, NULL, 1, NULL, details);
     if (rc != SQLITE_OK) *err = db_message(db);
   }
   if (rc == SQLITE_OK) {

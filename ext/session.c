@@ -19,19 +19,19 @@
 **
 ** A session is live while, at the connection's clock `now`,
 **   revoked_at IS NULL, now < expires_at (absolute, never extended),
-**   now < last_seen_at + idle_timeout, and its user is_active = 1.
+**   now < last_used + idle_timeout, and its user is_active = 1.
 ** session_valid() is one lookup by the unique token_hash index joined to
 ** users by primary key, through a statement cached on the connection; it
 ** never writes, so checking a request costs no lock and no journal.
-** session_touch() moves last_seen_at to now (at most once a second: a
+** session_touch() moves last_used to now (at most once a second: a
 ** second touch in the same second writes nothing), which extends the idle
 ** deadline but never the absolute one.
 **
 ** Audit rows (auth_audit_log): session.created (details: session_id,
-** expires_at, idle_timeout), session.revoked (details: session_id; reason
-** in the reason column). Never the token. A touch writes no audit row: it
+** expires_at, idle_timeout), session.revoked (details: session_id and
+** reason). Never the token. A touch writes no audit row: it
 ** happens on every request, the log would grow with traffic, and
-** last_seen_at already records it.
+** last_used already records it.
 **
 ** Timeouts and the clock are per connection (oauthdb_config below; the
 ** defaults are in SESSION_DEFAULT_*). A session keeps the idle timeout of
@@ -75,7 +75,7 @@ SQLITE_EXTENSION_INIT3
 
 #define LIVE_SESSION_WHERE                                                  \
   " s.revoked_at IS NULL AND s.expires_at > ?2"                             \
-  " AND s.last_seen_at + s.idle_timeout > ?2"
+  " AND s.last_used + s.idle_timeout > ?2"
 
 static const char session_valid_sql[] =
     "SELECT s.user_id FROM user_sessions AS s"
@@ -83,9 +83,9 @@ static const char session_valid_sql[] =
     " WHERE s.token_hash = ?1 AND" LIVE_SESSION_WHERE " AND u.is_active = 1";
 
 static const char session_touch_sql[] =
-    "UPDATE user_sessions AS s SET last_seen_at = ?2"
+    "UPDATE user_sessions AS s SET last_used = ?2"
     " WHERE s.token_hash = ?1 AND" LIVE_SESSION_WHERE
-    " AND s.last_seen_at < ?2"
+    " AND s.last_used < ?2"
     " AND EXISTS (SELECT 1 FROM users AS u"
     "             WHERE u.id = s.user_id AND u.is_active = 1)"
     " RETURNING 1";
@@ -93,7 +93,7 @@ static const char session_touch_sql[] =
 /* Only users that may sign in get a session: one statement does both. */
 static const char session_insert_sql[] =
     "INSERT INTO user_sessions"
-    "(id, user_id, token_hash, created_at, last_seen_at, expires_at,"
+    "(id, user_id, token_hash, created_at, last_used, expires_at,"
     " idle_timeout)"
     " SELECT uuid7(), id, ?2, ?3, ?3, ?4, ?5 FROM users"
     " WHERE id = ?1 AND is_active = 1"
@@ -246,7 +246,7 @@ static int audit_revoked(sqlite3_context *ctx, oauthdb_conn *conn,
     sqlite3_result_error_nomem(ctx);
     return SQLITE_NOMEM;
   }
-  int rc = audit_write(conn, "session.revoked", user_id, 1, reason, details);
+  int rc = audit_write(conn, "session.revoked", user_id, NULL, 1, reason, details);
   sqlite3_free(details);
   if (rc != SQLITE_OK) {
     /* The session stays revoked: a logout must not leave a token live. */
@@ -347,7 +347,7 @@ static void session_create_fn(sqlite3_context *ctx, int argc,
     char *details = sqlite3_mprintf(
         "{\"session_id\":\"%s\",\"expires_at\":%lld,\"idle_timeout\":%lld}",
         session_id, (long long)(now + ttl), (long long)idle_timeout(conn));
-    int arc = details ? audit_write(conn, "session.created", user_id, 1, NULL,
+    int arc = details ? audit_write(conn, "session.created", user_id, NULL, 1, NULL,
                                     details)
                       : SQLITE_NOMEM;
     sqlite3_free(details);

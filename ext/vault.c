@@ -1,25 +1,29 @@
 /*
 ** vault.c: oauth_token_vault, oauth_tokens with its two tokens in plaintext.
 **
-**   INSERT INTO oauth_token_vault(user_provider_id, access_token, refresh_token,
-**                                 scopes, expires_at)
-**   VALUES (:link, 'ya29.a0Af...', '1//0gX...', '["gmail.readonly"]',
+**   INSERT INTO oauth_token_vault(id, user_provider_id, token_type,
+**                                 access_token, refresh_token, id_token,
+**                                 scope, expires_at)
+**   VALUES (NULL, :link, 'Bearer', 'ya29.a0Af...', '1//0gX...', 'eyJ...',
+**           'openid https://www.googleapis.com/auth/gmail.readonly',
 **           unixepoch() + 3599);                  -- id NULL: a new uuid7()
 **   SELECT access_token FROM oauth_token_vault WHERE user_provider_id = :link
 **      AND is_active = 1;                         -- 'ya29.a0Af...'
-**   UPDATE oauth_token_vault SET access_token = :new, expires_at = :exp
+**   UPDATE oauth_token_vault SET access_token = :new, expires_at = :exp,
+**          refresh_token = coalesce(:refresh, refresh_token)
 **    WHERE id = :id;                              -- logs the refresh
 **   DELETE FROM oauth_token_vault WHERE id = :id;
 **
 ** An eponymous table (no CREATE VIRTUAL TABLE) with exactly the columns of
-** oauth_tokens. Reads open access_token and refresh_token with associated
-** data `oauth_tokens.<column>:<id>` (docs/FORMAT.md); writes seal them with
+** oauth_tokens. Reads open access_token, refresh_token and id_token with
+** associated data `oauth_tokens.<column>:<id>` (docs/FORMAT.md); writes seal them with
 ** the keyring's primary key and write main.oauth_tokens, inside the caller's
 ** statement and transaction, so only sealed bytes reach the file. A value
 ** that does not open is an error naming the row, never a silent NULL.
 **
-** An UPDATE that changes a token adds a token_refresh_log row (fingerprints
-** of the old and new access token, old and new expiry; never a token), and
+** An UPDATE that changes the access or refresh token adds a
+** token_refresh_log row (fingerprints of the old and new access token and
+** of the refresh token used, old and new expiry; never a token), and
 ** every write adds an auth_audit_log row: token.stored, token.refreshed,
 ** token.revoked (revoked_at set), token.deleted. Columns an UPDATE does not
 ** assign are neither opened nor resealed (sqlite3_vtab_nochange), so
@@ -39,11 +43,15 @@ SQLITE_EXTENSION_INIT3
 enum {
   VCOL_ID,
   VCOL_USER_PROVIDER_ID,
+  VCOL_CREDENTIAL_KIND,
   VCOL_TOKEN_TYPE,
   VCOL_ACCESS_TOKEN,
   VCOL_REFRESH_TOKEN,
-  VCOL_SCOPES,
+  VCOL_ID_TOKEN,
+  VCOL_SCOPE,
   VCOL_EXPIRES_AT,
+  VCOL_LAST_USED,
+  VCOL_METADATA,
   VCOL_IS_ACTIVE,
   VCOL_REVOKED_AT,
   VCOL_CREATED_AT,
@@ -53,10 +61,21 @@ enum {
 
 /* The declared types are the STRICT types of oauth_tokens, tokens as TEXT. */
 static const char vault_schema[] =
-    "CREATE TABLE x(id TEXT, user_provider_id TEXT, token_type TEXT, "
-    "access_token TEXT, refresh_token TEXT, scopes TEXT, expires_at INTEGER, "
+    "CREATE TABLE x(id TEXT, user_provider_id TEXT, credential_kind TEXT, "
+    "token_type TEXT, access_token TEXT, refresh_token TEXT, id_token TEXT, "
+    "scope TEXT, expires_at INTEGER, last_used INTEGER, metadata TEXT, "
     "is_active INTEGER, revoked_at INTEGER, created_at INTEGER, "
     "updated_at INTEGER)";
+
+/* The sealed columns, by vault column; NULL for a plain one. */
+static const char *sealed_column_name(int col) {
+  switch (col) {
+    case VCOL_ACCESS_TOKEN: return "access_token";
+    case VCOL_REFRESH_TOKEN: return "refresh_token";
+    case VCOL_ID_TOKEN: return "id_token";
+    default: return NULL;
+  }
+}
 
 /*
 ** Every statement reads rowid and then the columns in table order, so the
@@ -64,9 +83,10 @@ static const char vault_schema[] =
 ** or a temp table named oauth_tokens must not stand in for ours.
 */
 #define VAULT_SELECT                                                         \
-  "/*oauthdb cache*/ SELECT rowid, id, user_provider_id, token_type, "       \
-  "access_token, refresh_token, scopes, expires_at, is_active, revoked_at, " \
-  "created_at, updated_at FROM main.oauth_tokens"
+  "/*oauthdb cache*/ SELECT rowid, id, user_provider_id, credential_kind, "  \
+  "token_type, access_token, refresh_token, id_token, scope, expires_at, "   \
+  "last_used, metadata, is_active, revoked_at, created_at, updated_at "      \
+  "FROM main.oauth_tokens"
 
 /*
 ** xBestIndex plans. idxNum has at most one of these bits set; idxStr repeats
@@ -399,7 +419,7 @@ static int column_open(vault_cursor *c, sqlite3_context *ctx, int col) {
   size_t n = (size_t)sqlite3_column_bytes(st, col + 1);
   const char *id = (const char *)sqlite3_column_text(st, 1 + VCOL_ID);
   int n_id = sqlite3_column_bytes(st, 1 + VCOL_ID);
-  const char *column = col == VCOL_ACCESS_TOKEN ? "access_token" : "refresh_token";
+  const char *column = sealed_column_name(col);
 
   size_t len = plain_len(n);
   /* A file can hold a blob of any size: refuse before allocating for it. */
@@ -439,8 +459,7 @@ static int vault_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx,
   ** stored value, so `SET is_active = 0` neither opens nor reseals.
   */
   if (sqlite3_vtab_nochange(ctx)) return SQLITE_OK;
-  if (col == VCOL_ACCESS_TOKEN || col == VCOL_REFRESH_TOKEN)
-    return column_open(c, ctx, col);
+  if (sealed_column_name(col)) return column_open(c, ctx, col);
   sqlite3_result_value(ctx, sqlite3_column_value(c->st, col + 1));
   return SQLITE_OK;
 }
@@ -456,19 +475,25 @@ static int vault_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
 ** Write statements come from the connection's cache: each is stepped to
 ** the end and reset before xUpdate returns, so none outlives the call.
 */
+/* A NULL where oauth_tokens has a DEFAULT gets that default. */
 #define VAULT_INSERT_SQL                                                      \
-  "INSERT INTO main.oauth_tokens(rowid, id, user_provider_id, token_type, "   \
-  "access_token, refresh_token, scopes, expires_at, is_active, revoked_at, "  \
+  "INSERT INTO main.oauth_tokens(rowid, id, user_provider_id, "               \
+  "credential_kind, token_type, access_token, refresh_token, id_token, "      \
+  "scope, expires_at, last_used, metadata, is_active, revoked_at, "           \
   "created_at, updated_at) VALUES (?1, ?2, ?3, coalesce(?4, 'oauth2'), ?5, "  \
-  "?6, coalesce(?7, '[]'), ?8, coalesce(?9, 1), ?10, "                        \
-  "coalesce(?11, unixepoch()), coalesce(?12, unixepoch()))"
+  "?6, ?7, ?8, coalesce(?9, ''), ?10, ?11, coalesce(?12, '{}'), "             \
+  "coalesce(?13, 1), ?14, coalesce(?15, unixepoch()), "                       \
+  "coalesce(?16, unixepoch()))"
 
-/* ?12 NULL: the UPDATE did not assign updated_at, so it becomes now. */
+/* ?16 NULL: the UPDATE did not assign updated_at, so it becomes now. */
 #define VAULT_UPDATE_SQL                                                      \
   "UPDATE main.oauth_tokens SET rowid = ?1, id = ?2, user_provider_id = ?3, " \
-  "token_type = ?4, access_token = ?5, refresh_token = ?6, scopes = ?7, "     \
-  "expires_at = ?8, is_active = ?9, revoked_at = ?10, created_at = ?11, "     \
-  "updated_at = coalesce(?12, unixepoch()) WHERE rowid = ?13"
+  "credential_kind = ?4, token_type = ?5, access_token = ?6, "                \
+  "refresh_token = ?7, id_token = ?8, scope = ?9, expires_at = ?10, "         \
+  "last_used = ?11, metadata = ?12, is_active = ?13, revoked_at = ?14, "      \
+  "created_at = ?15, updated_at = coalesce(?16, unixepoch()) "                \
+  "WHERE rowid = ?17"
+#define VAULT_UPDATE_ROWID_PARAM (VCOL__COUNT + 2)
 
 #define VAULT_DELETE_SQL "DELETE FROM main.oauth_tokens WHERE rowid = ?1"
 
@@ -481,17 +506,19 @@ static int vault_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
 ** only they are stored (token_fingerprint: keyed BLAKE2b, tokens.c).
 */
 #define REFRESH_LOG_SQL                                                       \
-  "INSERT INTO main.token_refresh_log(id, oauth_token_id, "                   \
-  "old_token_fingerprint, new_token_fingerprint, old_expires_at, "            \
-  "new_expires_at, outcome) VALUES (uuid7(), ?1, token_fingerprint(?2), "     \
-  "token_fingerprint(?3), ?4, ?5, 'success')"
+  "INSERT INTO main.token_refresh_log(id, token_id, "                         \
+  "old_token_fingerprint, new_token_fingerprint, refresh_used_fingerprint, "  \
+  "old_expires_at, new_expires_at, success) VALUES (uuid7(), ?1, "            \
+  "token_fingerprint(?2), token_fingerprint(?3), token_fingerprint(?6), "     \
+  "?4, ?5, 1)"
 
-/* The audit row's user and details; one row even if the link is gone. */
+/* The audit row's user, provider and details; one row even if the link is gone. */
 #define VAULT_AUDIT_SQL                                                       \
   "SELECT (SELECT user_id FROM main.user_providers WHERE id = ?1), "          \
   "json_object('token_id', ?2, 'user_provider_id', ?1, 'provider', "          \
   "(SELECT provider FROM main.user_providers WHERE id = ?1), "                \
-  "'expires_at', ?3)"
+  "'expires_at', ?3), "                                                       \
+  "(SELECT provider FROM main.user_providers WHERE id = ?1)"
 
 /*
 ** A cached statement for one xUpdate step. Busy would mean xUpdate was
@@ -604,12 +631,14 @@ static int vault_audit(vault_vtab *v, const char *event, const char *token_id,
   sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
   sqlite3_bind_value(st, 3, expires_at);
   int rc = sqlite3_step(st);
-  char *user_id = NULL, *details = NULL;
+  char *user_id = NULL, *details = NULL, *provider = NULL;
   if (rc == SQLITE_ROW) {
     const char *u = (const char *)sqlite3_column_text(st, 0);
+    const char *p = (const char *)sqlite3_column_text(st, 2);
     if (u) user_id = sqlite3_mprintf("%s", u);
+    if (p) provider = sqlite3_mprintf("%s", p);
     details = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(st, 1));
-    rc = details && (user_id || !u) ? SQLITE_OK : SQLITE_NOMEM;
+    rc = details && (user_id || !u) && (provider || !p) ? SQLITE_OK : SQLITE_NOMEM;
   } else {
     vtab_set_error(&v->base, "oauth_token_vault: cannot audit row %s: %s",
                    token_id, sqlite3_errmsg(v->db));
@@ -617,12 +646,13 @@ static int vault_audit(vault_vtab *v, const char *event, const char *token_id,
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   if (rc == SQLITE_OK) {
-    rc = audit_write(v->conn, event, user_id, 1, NULL, details);
+    rc = audit_write(v->conn, event, user_id, provider, 1, NULL, details);
     if (rc != SQLITE_OK)
       vtab_set_error(&v->base, "oauth_token_vault: cannot audit row %s: %s",
                      token_id, sqlite3_errmsg(v->db));
   }
   sqlite3_free(user_id);
+  sqlite3_free(provider);
   sqlite3_free(details);
   return rc;
 }
@@ -683,16 +713,32 @@ static char *new_id(vault_vtab *v) {
   return id;
 }
 
+/* The vault columns that hold sealed values, in column order. */
+static const int sealed_cols[] = {VCOL_ACCESS_TOKEN, VCOL_REFRESH_TOKEN, VCOL_ID_TOKEN};
+#define N_SEALED ((int)(sizeof sealed_cols / sizeof sealed_cols[0]))
+
+static void sealed_free(sealed_buf sealed[N_SEALED]) {
+  for (int k = 0; k < N_SEALED; k++) sqlite3_free(sealed[k].p);
+}
+
+/* Index into sealed_cols of vault column COL, or -1. */
+static int sealed_slot(int col) {
+  for (int k = 0; k < N_SEALED; k++)
+    if (sealed_cols[k] == col) return k;
+  return -1;
+}
+
 static int vault_insert(vault_vtab *v, sqlite3_value *rowid,
                         sqlite3_value **col, sqlite3_int64 *out_rowid) {
   char *id = sqlite3_value_type(col[VCOL_ID]) == SQLITE_NULL
                  ? new_id(v)
                  : sqlite3_mprintf("%s", (const char *)sqlite3_value_text(col[VCOL_ID]));
   if (!id) return v->base.zErrMsg ? SQLITE_ERROR : SQLITE_NOMEM;
-  sealed_buf access = {0}, refresh = {0};
-  int rc = seal_column(v, "access_token", id, col[VCOL_ACCESS_TOKEN], &access);
-  if (rc == SQLITE_OK)
-    rc = seal_column(v, "refresh_token", id, col[VCOL_REFRESH_TOKEN], &refresh);
+  sealed_buf sealed[N_SEALED] = {{0}};
+  int rc = SQLITE_OK;
+  for (int k = 0; k < N_SEALED && rc == SQLITE_OK; k++)
+    rc = seal_column(v, sealed_column_name(sealed_cols[k]), id,
+                     col[sealed_cols[k]], &sealed[k]);
   sqlite3_stmt *st = NULL;
   if (rc == SQLITE_OK && !(st = write_stmt(v, STMT_VAULT_INSERT, VAULT_INSERT_SQL)))
     rc = SQLITE_ERROR;
@@ -700,8 +746,8 @@ static int vault_insert(vault_vtab *v, sqlite3_value *rowid,
     sqlite3_bind_value(st, 1, rowid);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
     for (int i = VCOL_USER_PROVIDER_ID; i < VCOL__COUNT; i++) {
-      if (i == VCOL_ACCESS_TOKEN) bind_sealed(st, i + 2, &access);
-      else if (i == VCOL_REFRESH_TOKEN) bind_sealed(st, i + 2, &refresh);
+      int k = sealed_slot(i);
+      if (k >= 0) bind_sealed(st, i + 2, &sealed[k]);
       else sqlite3_bind_value(st, i + 2, col[i]);
     }
     rc = write_run(v, st, "insert", id);
@@ -711,8 +757,7 @@ static int vault_insert(vault_vtab *v, sqlite3_value *rowid,
     rc = vault_audit(v, "token.stored", id, col[VCOL_USER_PROVIDER_ID],
                      col[VCOL_EXPIRES_AT]);
   }
-  sqlite3_free(access.p);
-  sqlite3_free(refresh.p);
+  sealed_free(sealed);
   sqlite3_free(id);
   return rc;
 }
@@ -741,8 +786,7 @@ static int old_plain(vault_vtab *v, const old_row *r, int col, plain *pt) {
   pt->p = sodium_malloc(pt->n + 1);
   if (!pt->p) return SQLITE_NOMEM;
   char *err = NULL;
-  int rc = vault_open(v, col == VCOL_ACCESS_TOKEN ? "access_token" : "refresh_token",
-                      r->id, (int)strlen(r->id), sealed, n, pt->p, &err);
+  int rc = vault_open(v, sealed_column_name(col), r->id, (int)strlen(r->id), sealed, n, pt->p, &err);
   sqlite3_free(err);
   if (rc != SQLITE_OK) {
     plain_free(pt);
@@ -763,8 +807,14 @@ static int plain_differs(const plain *pt, sqlite3_value *val) {
   return !p || n != pt->n || (n && sodium_memcmp(p, pt->p, n) != 0);
 }
 
+/*
+** The token_refresh_log row of a refresh: fingerprints of the old and new
+** access token and of the refresh token the application sent to the
+** provider (the one stored before this UPDATE), old and new expiry.
+*/
 static int refresh_log(vault_vtab *v, const old_row *r, const plain *old_access,
-                       sqlite3_value *new_access, sqlite3_value *new_expires) {
+                       const plain *old_refresh, sqlite3_value *new_access,
+                       sqlite3_value *new_expires) {
   sqlite3_stmt *st = write_stmt(v, STMT_REFRESH_LOG_INSERT, REFRESH_LOG_SQL);
   if (!st) return SQLITE_ERROR;
   /* SQLITE_STATIC: the plaintexts outlive the step and are unbound after. */
@@ -783,6 +833,10 @@ static int refresh_log(vault_vtab *v, const old_row *r, const plain *old_access,
     sqlite3_bind_blob64(st, 3, old_access->p, old_access->n, SQLITE_STATIC);
   sqlite3_bind_value(st, 4, r->col[VCOL_EXPIRES_AT]);
   sqlite3_bind_value(st, 5, new_expires);
+  if (old_refresh->p)
+    sqlite3_bind_blob64(st, 6, old_refresh->p, old_refresh->n, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 6);
   return write_run(v, st, "log the refresh of", r->id);
 }
 
@@ -808,18 +862,23 @@ static int vault_change(vault_vtab *v, sqlite3_int64 rowid,
   int set_access = val[VCOL_ACCESS_TOKEN] == col[VCOL_ACCESS_TOKEN];
   int set_refresh = val[VCOL_REFRESH_TOKEN] == col[VCOL_REFRESH_TOKEN];
 
-  sealed_buf access = {0}, refresh = {0};
+  /* Only the sealed columns the UPDATE assigns are sealed again. */
+  sealed_buf sealed[N_SEALED] = {{0}};
+  int assigned[N_SEALED] = {0};
   plain old_access = {0}, old_refresh = {0};
   int changed = 0;
-  if (set_access)
-    rc = seal_column(v, "access_token", r.id, col[VCOL_ACCESS_TOKEN], &access);
-  if (rc == SQLITE_OK && set_refresh)
-    rc = seal_column(v, "refresh_token", r.id, col[VCOL_REFRESH_TOKEN], &refresh);
+  for (int k = 0; k < N_SEALED && rc == SQLITE_OK; k++) {
+    int c = sealed_cols[k];
+    assigned[k] = val[c] == col[c];
+    if (assigned[k]) rc = seal_column(v, sealed_column_name(c), r.id, col[c], &sealed[k]);
+  }
   if (rc == SQLITE_OK && (set_access || set_refresh)) {
-    /* The log fingerprints the access token, the one every refresh renews. */
+    /*
+    ** The log fingerprints the access token, the one every refresh renews,
+    ** and the refresh token stored until now: the one the refresh used.
+    */
     rc = old_plain(v, &r, VCOL_ACCESS_TOKEN, &old_access);
-    if (rc == SQLITE_OK && set_refresh)
-      rc = old_plain(v, &r, VCOL_REFRESH_TOKEN, &old_refresh);
+    if (rc == SQLITE_OK) rc = old_plain(v, &r, VCOL_REFRESH_TOKEN, &old_refresh);
     changed = (set_access && plain_differs(&old_access, col[VCOL_ACCESS_TOKEN])) ||
               (set_refresh && plain_differs(&old_refresh, col[VCOL_REFRESH_TOKEN]));
   }
@@ -830,17 +889,17 @@ static int vault_change(vault_vtab *v, sqlite3_int64 rowid,
   if (rc == SQLITE_OK) {
     sqlite3_bind_value(st, 1, new_rowid);
     for (int i = VCOL_ID; i < VCOL__COUNT; i++) {
-      if (i == VCOL_ACCESS_TOKEN && set_access) bind_sealed(st, i + 2, &access);
-      else if (i == VCOL_REFRESH_TOKEN && set_refresh) bind_sealed(st, i + 2, &refresh);
+      int k = sealed_slot(i);
+      if (k >= 0 && assigned[k]) bind_sealed(st, i + 2, &sealed[k]);
       else if (i == VCOL_UPDATED_AT && val[i] != col[i]) sqlite3_bind_null(st, i + 2);
       else sqlite3_bind_value(st, i + 2, val[i]);
     }
-    sqlite3_bind_int64(st, 13, rowid);
+    sqlite3_bind_int64(st, VAULT_UPDATE_ROWID_PARAM, rowid);
     rc = write_run(v, st, "update", r.id);
   }
   if (rc == SQLITE_OK && changed) {
-    rc = refresh_log(v, &r, &old_access, set_access ? col[VCOL_ACCESS_TOKEN] : NULL,
-                     val[VCOL_EXPIRES_AT]);
+    rc = refresh_log(v, &r, &old_access, &old_refresh,
+                     set_access ? col[VCOL_ACCESS_TOKEN] : NULL, val[VCOL_EXPIRES_AT]);
     if (rc == SQLITE_OK)
       rc = vault_audit(v, "token.refreshed", r.id, val[VCOL_USER_PROVIDER_ID],
                        val[VCOL_EXPIRES_AT]);
@@ -853,8 +912,7 @@ static int vault_change(vault_vtab *v, sqlite3_int64 rowid,
 
   plain_free(&old_access);
   plain_free(&old_refresh);
-  sqlite3_free(access.p);
-  sqlite3_free(refresh.p);
+  sealed_free(sealed);
   old_row_free(&r);
   return rc;
 }

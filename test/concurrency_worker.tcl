@@ -102,11 +102,11 @@ while {$ops < $max_ops && [clock milliseconds] < $deadline} {
         set a [access_token $tid 1]
         set rt "1//conc-$tid"
         w eval {
-          INSERT INTO user_providers(id, user_id, provider, provider_user_id)
+          INSERT INTO user_providers(id, user_id, provider, provider_id)
           VALUES ($link, $uid, 'google', 'conc-' || $link);
           INSERT INTO oauth_token_vault(id, user_provider_id, access_token, refresh_token, expires_at)
           VALUES ($tid, $link, $a, $rt, unixepoch() + 3599);
-          INSERT INTO auth_audit_log(id, user_id, event, details)
+          INSERT INTO auth_audit_log(id, user_id, action, details)
           VALUES (uuid7(), $uid, 'app.link', json_object('worker', $n, 'link', $link));
         }
       }
@@ -150,7 +150,7 @@ while {$ops < $max_ops && [clock milliseconds] < $deadline} {
     if {[catch {
       set s [expr {$seq + 1}]
       w eval {
-        INSERT INTO auth_audit_log(id, user_id, event, details)
+        INSERT INTO auth_audit_log(id, user_id, action, details)
         VALUES (uuid7(), $uid, 'app.note', json_object('worker', $n, 'seq', $s))
       }
       set seq $s

@@ -353,7 +353,7 @@ static int zeroing(const char *ext, const char *dir) {
   run("SELECT oauthdb_migrate()", 0);
   run("SELECT oauthdb_keyring(?1)", 1, ring1);
   run("INSERT INTO users(id, email) VALUES ('0192f3c4-0000-7000-8000-000000000001', 'a@b.c')", 0);
-  run("INSERT INTO user_providers(id, user_id, provider, provider_user_id) VALUES "
+  run("INSERT INTO user_providers(id, user_id, provider, provider_id) VALUES "
       "('0192f3c4-0000-7000-8000-0000000000a1', '0192f3c4-0000-7000-8000-000000000001', "
       "'google', 'g')", 0);
 

@@ -83,7 +83,7 @@ proc make_tokens {handle n {first 1}} {
   $handle eval {
     INSERT OR IGNORE INTO users(id, email)
       VALUES ('0192f3c4-0000-7000-8000-000000000001', 'ada@example.com');
-    INSERT OR IGNORE INTO user_providers(id, user_id, provider, provider_user_id)
+    INSERT OR IGNORE INTO user_providers(id, user_id, provider, provider_id)
       VALUES ('0192f3c4-0000-7000-8000-0000000000a1',
               '0192f3c4-0000-7000-8000-000000000001', 'google', 'g-1');
   }

@@ -33,14 +33,15 @@ INSERT INTO users(id, email, display_name, password_hash)
           password_hash('correct horse battery staple'));
 SELECT email, password_verify(password_hash, 'correct horse battery staple') AS password_ok
   FROM users;
-INSERT INTO user_providers(id, user_id, provider, provider_user_id, provider_email)
+INSERT INTO user_providers(id, user_id, provider, provider_id, provider_email)
   VALUES ('0192f3c4-0000-7000-8000-00000000d002', '0192f3c4-0000-7000-8000-00000000d001',
           'google', '1078432', 'ada@example.com');
 -- The vault seals on the way in: only ciphertext reaches the file.
-INSERT INTO oauth_token_vault(id, user_provider_id, access_token, refresh_token, scopes, expires_at)
+INSERT INTO oauth_token_vault(id, user_provider_id, token_type, access_token, refresh_token,
+                              scope, expires_at)
   VALUES ('0192f3c4-0000-7000-8000-00000000d003', '0192f3c4-0000-7000-8000-00000000d002',
-          'ya29.demo-access-token', '1//demo-refresh-token',
-          '["https://www.googleapis.com/auth/gmail.modify"]', unixepoch() + 600);
+          'Bearer', 'ya29.demo-access-token', '1//demo-refresh-token',
+          'https://www.googleapis.com/auth/gmail.modify', unixepoch() + 600);
 SELECT id, token_key_id(access_token) AS key_id, length(access_token) AS sealed_bytes,
        hex(substr(access_token, 1, 6)) AS header
   FROM oauth_tokens;
@@ -57,7 +58,7 @@ sqlite3 -bail "$db" <<SQL
 CREATE TEMP TABLE t AS SELECT session_create('0192f3c4-0000-7000-8000-00000000d001') AS token;
 SELECT length(token) AS token_chars, session_valid(token) AS user_id FROM t;
 SELECT session_revoke(token) AS revoked, session_valid(token) AS after_revoke FROM t;
-SELECT event, success, details FROM auth_audit_log ORDER BY created_at, id;
+SELECT action, success, details FROM auth_audit_log ORDER BY timestamp, id;
 SQL
 
 say "oauthdb rotate: new primary key, every token resealed, old key retired"

@@ -34,6 +34,7 @@ static const struct {
 } sealed_columns[] = {
     {"oauth_tokens", "access_token"},
     {"oauth_tokens", "refresh_token"},
+    {"oauth_tokens", "id_token"},
 };
 
 int export_is_sealed(const char *table, const char *column) {

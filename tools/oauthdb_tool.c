@@ -302,7 +302,8 @@ int tool_key_counts(sqlite3 *db, key_count **out) {
   sqlite3_stmt *st = NULL;
   *out = NULL;
   if (sqlite3_prepare_v2(db,
-                         "SELECT token_key_id(access_token), token_key_id(refresh_token)"
+                         "SELECT token_key_id(access_token), token_key_id(refresh_token),"
+                         " token_key_id(id_token)"
                          " FROM oauth_tokens", -1, &st, NULL) != SQLITE_OK) {
     tool_error("%s", sqlite3_errmsg(db));
     return -1;
@@ -310,7 +311,7 @@ int tool_key_counts(sqlite3 *db, key_count **out) {
   key_count *counts = NULL;
   int n = 0, cap = 0, rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    for (int col = 0; col < 2; col++) {
+    for (int col = 0; col < 3; col++) {
       const char *id = (const char *)sqlite3_column_text(st, col);
       if (!id) continue;
       int i = 0;

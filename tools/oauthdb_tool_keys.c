@@ -591,7 +591,8 @@ static const char rotate_usage[] =
     "usage: oauthdb rotate DB... [--keyring KEYRING] [--batch N]\n";
 static const char rotate_help[] =
     "Rotate the keys of DB: add a key to the keyring and make it primary (the\n"
-    "old primary becomes active), reseal every access_token and refresh_token\n"
+    "old primary becomes active), reseal every sealed token (access_token,\n"
+    "refresh_token, id_token)\n"
     "of oauth_tokens under it in batches of N rows (default 5000), each batch\n"
     "its own transaction, check that no value is left under the old key, record\n"
     "'key.rotated' in auth_audit_log, and retire the old key. Name every\n"
@@ -607,10 +608,11 @@ static const char rotate_help[] =
     "Exit: 0 done, 1 failed, 2 usage, 3 refused (not an oauthdb database, or a\n"
     "keyring whose rotation marker does not match its keys).\n";
 
-/* A row needs resealing when either value is under a key other than ?1. */
+/* A row needs resealing when any of its values is under a key other than ?1. */
 #define NEEDS_RESEAL                                                        \
   "(token_key_id(access_token) <> ?1 OR"                                    \
-  " (refresh_token IS NOT NULL AND token_key_id(refresh_token) <> ?1))"
+  " (refresh_token IS NOT NULL AND token_key_id(refresh_token) <> ?1) OR"    \
+  " (id_token IS NOT NULL AND token_key_id(id_token) <> ?1))"
 
 static const char batch_end_sql[] =
     "SELECT max(rowid) FROM (SELECT rowid FROM oauth_tokens WHERE rowid >= ?1"
@@ -628,7 +630,10 @@ static const char reseal_batch_sql[] =
     "   ELSE access_token END,"
     " refresh_token = CASE WHEN refresh_token IS NOT NULL AND token_key_id(refresh_token) <> ?1"
     "   THEN token_reseal(refresh_token, 'oauth_tokens.refresh_token:' || id)"
-    "   ELSE refresh_token END"
+    "   ELSE refresh_token END,"
+    " id_token = CASE WHEN id_token IS NOT NULL AND token_key_id(id_token) <> ?1"
+    "   THEN token_reseal(id_token, 'oauth_tokens.id_token:' || id)"
+    "   ELSE id_token END"
     " WHERE rowid BETWEEN ?2 AND ?3 AND " NEEDS_RESEAL;
 
 /*
@@ -638,17 +643,18 @@ static const char reseal_batch_sql[] =
 */
 static const char remaining_sql[] =
     "SELECT coalesce(sum(" NEEDS_RESEAL "), 0),"
-    " coalesce(sum(token_key_id(access_token) = ?2 OR token_key_id(refresh_token) IS ?2), 0)"
+    " coalesce(sum(token_key_id(access_token) = ?2 OR token_key_id(refresh_token) IS ?2"
+    " OR token_key_id(id_token) IS ?2), 0)"
     " FROM oauth_tokens";
 
 /* Write the audit row unless a rerun already did, in one statement. */
 static const char audit_sql[] =
-    "INSERT INTO auth_audit_log(id, event, actor, success, details)"
+    "INSERT INTO auth_audit_log(id, action, actor, success, details)"
     " SELECT uuid7(), 'key.rotated', ?1, 1, json_object('old_key_id', ?2,"
     "   'new_key_id', ?3, 'resealed_by_this_run', CAST(?4 AS INTEGER),"
     "   'batches_by_this_run', CAST(?5 AS INTEGER), 'keyring', ?6)"
-    " WHERE NOT EXISTS (SELECT 1 FROM auth_audit_log WHERE event = 'key.rotated'"
-    "   AND created_at >= CAST(?7 AS INTEGER) AND json_extract(details, '$.new_key_id') = ?3)";
+    " WHERE NOT EXISTS (SELECT 1 FROM auth_audit_log WHERE action = 'key.rotated'"
+    "   AND timestamp >= CAST(?7 AS INTEGER) AND json_extract(details, '$.new_key_id') = ?3)";
 
 /* What one rotation shares across its databases. */
 typedef struct rotation {

@@ -42,7 +42,7 @@ static const char status_help[] =
 static const char sessions_alive_sql[] =
     "SELECT count(*) FROM user_sessions AS s JOIN users AS u ON u.id = s.user_id"
     " WHERE s.revoked_at IS NULL AND s.expires_at > unixepoch()"
-    " AND s.last_seen_at + s.idle_timeout > unixepoch() AND u.is_active = 1";
+    " AND s.last_used + s.idle_timeout > unixepoch() AND u.is_active = 1";
 
 static const char *status_of(const keyfile *kf, const char *hex) {
   if (!kf) return "?";

@@ -30,6 +30,24 @@ AS $$
            'hex')::uuid
 $$;
 
+-- scope_has(scope, wanted): is WANTED one of the space-separated scope
+-- tokens of SCOPE (RFC 6749 section 3.3)?  Whole tokens, byte for byte, never
+-- a substring (LIKE '%calendar%' would match calendar.readonly).  NULL in,
+-- NULL out.  The SQLite extension has the same function (1/0 there);
+-- docs/SQL.md describes both.  WANTED that is empty or holds a space can
+-- never match and is an error, as in SQLite.
+CREATE FUNCTION scope_has(scope text, wanted text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+BEGIN
+  IF wanted = '' OR position(' ' IN wanted) > 0 THEN
+    RAISE EXCEPTION 'scope_has: wanted must be one scope, without spaces (ask once per scope and combine with AND)'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN wanted = ANY (string_to_array(scope, ' '));
+END
+$$;
+
 CREATE TABLE users (
   id              uuid        NOT NULL DEFAULT oauthdb_uuid7() PRIMARY KEY,
   email           text        NOT NULL
@@ -42,7 +60,7 @@ CREATE TABLE users (
   email_verified  boolean     NOT NULL DEFAULT false,
   created_at      timestamptz NOT NULL DEFAULT now(),
   updated_at      timestamptz NOT NULL DEFAULT now(),
-  last_login_at   timestamptz,
+  last_login      timestamptz,
   deactivated_at  timestamptz,
   CONSTRAINT users_deactivated_inactive CHECK (deactivated_at IS NULL OR NOT is_active)
 );
@@ -55,8 +73,8 @@ CREATE TABLE user_preferences (
                   CONSTRAINT user_preferences_timezone_nonempty CHECK (timezone <> ''),
   locale          text        NOT NULL DEFAULT 'en'
                   CONSTRAINT user_preferences_locale_nonempty CHECK (locale <> ''),
-  preferences     jsonb       NOT NULL DEFAULT '{}'
-                  CONSTRAINT user_preferences_preferences_object CHECK (jsonb_typeof(preferences) = 'object'),
+  settings        jsonb       NOT NULL DEFAULT '{}'
+                  CONSTRAINT user_preferences_settings_object CHECK (jsonb_typeof(settings) = 'object'),
   created_at      timestamptz NOT NULL DEFAULT now(),
   updated_at      timestamptz NOT NULL DEFAULT now()
 );
@@ -69,7 +87,7 @@ CREATE TABLE user_sessions (
   token_hash      bytea       NOT NULL
                   CONSTRAINT user_sessions_token_hash_sha256 CHECK (length(token_hash) = 32),
   created_at      timestamptz NOT NULL DEFAULT now(),
-  last_seen_at    timestamptz NOT NULL DEFAULT now(),
+  last_used       timestamptz NOT NULL DEFAULT now(),
   expires_at      timestamptz NOT NULL,
   idle_timeout    integer     NOT NULL  -- seconds, as in SQLite
                   CONSTRAINT user_sessions_idle_timeout_positive CHECK (idle_timeout > 0),
@@ -83,8 +101,8 @@ CREATE TABLE user_sessions (
 
 CREATE TABLE service_configs (
   id                 uuid        NOT NULL DEFAULT oauthdb_uuid7() PRIMARY KEY,
-  provider           text        NOT NULL UNIQUE
-                     CONSTRAINT service_configs_provider_slug CHECK (provider ~ '^[a-z0-9_-]+$'),
+  service_name       text        NOT NULL UNIQUE
+                     CONSTRAINT service_configs_service_name_slug CHECK (service_name ~ '^[a-z0-9_-]+$'),
   display_name       text        NOT NULL,
   auth_type          text        NOT NULL
                      CONSTRAINT service_configs_auth_type CHECK (auth_type IN ('oauth2', 'api_key')),
@@ -105,10 +123,15 @@ CREATE TABLE service_configs (
                      CHECK (client_secret_ref LIKE 'env:_%'
                             OR client_secret_ref LIKE 'file:_%'
                             OR client_secret_ref LIKE 'vault:_%'),
+  -- https, or http to the loopback host for development (RFC 8252 section 7.3).
+  redirect_uri       text
+                     CONSTRAINT service_configs_redirect_uri_https
+                     CHECK (redirect_uri LIKE 'https://_%'
+                            OR redirect_uri ~ '^http://(localhost|127\.0\.0\.1)([:/].*)?$'),
   api_key_header     text,
-  extra_params       jsonb       NOT NULL DEFAULT '{}'
-                     CONSTRAINT service_configs_extra_params_object CHECK (jsonb_typeof(extra_params) = 'object'),
-  is_enabled         boolean     NOT NULL DEFAULT true,
+  settings           jsonb       NOT NULL DEFAULT '{}'
+                     CONSTRAINT service_configs_settings_object CHECK (jsonb_typeof(settings) = 'object'),
+  is_active          boolean     NOT NULL DEFAULT true,
   created_at         timestamptz NOT NULL DEFAULT now(),
   updated_at         timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT service_configs_auth_type_fields CHECK (
@@ -117,7 +140,7 @@ CREATE TABLE service_configs (
     OR (auth_type = 'api_key'
         AND api_key_header IS NOT NULL AND api_key_header <> ''
         AND auth_url IS NULL AND token_url IS NULL AND revoke_url IS NULL
-        AND client_id IS NULL AND client_secret_ref IS NULL)
+        AND client_id IS NULL AND client_secret_ref IS NULL AND redirect_uri IS NULL)
   )
 );
 
@@ -126,20 +149,26 @@ CREATE TABLE user_providers (
   user_id           uuid        NOT NULL
                     REFERENCES users (id) ON DELETE CASCADE,
   provider          text        NOT NULL
-                    REFERENCES service_configs (provider) ON UPDATE CASCADE ON DELETE RESTRICT,
-  provider_user_id  text        NOT NULL
-                    CONSTRAINT user_providers_provider_user_id_nonempty CHECK (provider_user_id <> ''),
+                    REFERENCES service_configs (service_name) ON UPDATE CASCADE ON DELETE RESTRICT,
+  provider_id       text        NOT NULL
+                    CONSTRAINT user_providers_provider_id_nonempty CHECK (provider_id <> ''),
   provider_email    text,
+  display_name      text,
+  avatar_url        text
+                    CONSTRAINT user_providers_avatar_url_https CHECK (avatar_url LIKE 'https://_%'),
   scopes            jsonb       NOT NULL DEFAULT '[]'
                     CONSTRAINT user_providers_scopes_array CHECK (jsonb_typeof(scopes) = 'array'),
   sync_cursors      jsonb       NOT NULL DEFAULT '{}'
                     CONSTRAINT user_providers_sync_cursors_object CHECK (jsonb_typeof(sync_cursors) = 'object'),
+  sync_status       text        NOT NULL DEFAULT 'idle'
+                    CONSTRAINT user_providers_sync_status
+                    CHECK (sync_status IN ('idle', 'running', 'success', 'failure')),
   is_active         boolean     NOT NULL DEFAULT true,
   linked_at         timestamptz NOT NULL DEFAULT now(),
   unlinked_at       timestamptz,
   created_at        timestamptz NOT NULL DEFAULT now(),
   updated_at        timestamptz NOT NULL DEFAULT now(),
-  CONSTRAINT user_providers_account_once UNIQUE (provider, provider_user_id),
+  CONSTRAINT user_providers_account_once UNIQUE (provider, provider_id),
   CONSTRAINT user_providers_unlinked_inactive CHECK (unlinked_at IS NULL OR NOT is_active)
 );
 
@@ -147,9 +176,11 @@ CREATE TABLE oauth_tokens (
   id                uuid        NOT NULL DEFAULT oauthdb_uuid7() PRIMARY KEY,
   user_provider_id  uuid        NOT NULL
                     REFERENCES user_providers (id) ON DELETE CASCADE,
-  token_type        text        NOT NULL DEFAULT 'oauth2'
-                    CONSTRAINT oauth_tokens_token_type CHECK (token_type IN ('oauth2', 'api_key')),
-  -- Sealed values (docs/FORMAT.md, "Sealed token").  substring() rather than get_byte()
+  credential_kind   text        NOT NULL DEFAULT 'oauth2'
+                    CONSTRAINT oauth_tokens_credential_kind CHECK (credential_kind IN ('oauth2', 'api_key')),
+  token_type        text
+                    CONSTRAINT oauth_tokens_token_type_nonempty CHECK (token_type <> ''),
+  -- Sealed values (docs/FORMAT.md).  substring() rather than get_byte()
   -- so that an empty value fails the check instead of raising an error.
   access_token      bytea       NOT NULL
                     CONSTRAINT oauth_tokens_access_token_sealed
@@ -157,70 +188,89 @@ CREATE TABLE oauth_tokens (
   refresh_token     bytea
                     CONSTRAINT oauth_tokens_refresh_token_sealed
                     CHECK (length(refresh_token) >= 46 AND substring(refresh_token FROM 1 FOR 1) = '\x01'::bytea),
-  scopes            jsonb       NOT NULL DEFAULT '[]'
-                    CONSTRAINT oauth_tokens_scopes_array CHECK (jsonb_typeof(scopes) = 'array'),
+  id_token          bytea
+                    CONSTRAINT oauth_tokens_id_token_sealed
+                    CHECK (length(id_token) >= 46 AND substring(id_token FROM 1 FOR 1) = '\x01'::bytea),
+  -- Space-separated scope tokens as the provider returned them (RFC 6749
+  -- section 3.3); the same rule as SQLite's: printable ASCII without '"'
+  -- or '\', single spaces between tokens, none at either end.
+  scope             text        NOT NULL DEFAULT ''
+                    CONSTRAINT oauth_tokens_scope_tokens
+                    CHECK (scope = btrim(scope, ' ') AND position('  ' IN scope) = 0
+                           AND scope !~ '[^ -~]' AND scope !~ '["\\]'),
   expires_at        timestamptz,
+  last_used         timestamptz,
+  metadata          jsonb       NOT NULL DEFAULT '{}'
+                    CONSTRAINT oauth_tokens_metadata_object CHECK (jsonb_typeof(metadata) = 'object'),
   is_active         boolean     NOT NULL DEFAULT true,
   revoked_at        timestamptz,
   created_at        timestamptz NOT NULL DEFAULT now(),
   updated_at        timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT oauth_tokens_api_key_no_refresh
-  CHECK (token_type = 'oauth2' OR (refresh_token IS NULL AND expires_at IS NULL)),
+  CHECK (credential_kind = 'oauth2'
+         OR (refresh_token IS NULL AND expires_at IS NULL
+             AND token_type IS NULL AND id_token IS NULL)),
   CONSTRAINT oauth_tokens_revoked_inactive CHECK (revoked_at IS NULL OR NOT is_active)
 );
 
 CREATE TABLE token_refresh_log (
   id                     uuid        NOT NULL DEFAULT oauthdb_uuid7() PRIMARY KEY,
-  oauth_token_id         uuid
+  token_id               uuid
                          REFERENCES oauth_tokens (id) ON DELETE SET NULL,
   old_token_fingerprint  bytea
                          CONSTRAINT token_refresh_log_old_fingerprint_16 CHECK (length(old_token_fingerprint) = 16),
   new_token_fingerprint  bytea
                          CONSTRAINT token_refresh_log_new_fingerprint_16 CHECK (length(new_token_fingerprint) = 16),
+  refresh_used_fingerprint bytea
+                         CONSTRAINT token_refresh_log_refresh_used_fingerprint_16 CHECK (length(refresh_used_fingerprint) = 16),
   old_expires_at         timestamptz,
   new_expires_at         timestamptz,
-  outcome                text        NOT NULL
-                         CONSTRAINT token_refresh_log_outcome CHECK (outcome IN ('success', 'failure')),
-  error                  text,
+  success                boolean     NOT NULL,
+  error_message          text,
   created_at             timestamptz NOT NULL DEFAULT now(),
-  CONSTRAINT token_refresh_log_failure_has_error CHECK (outcome = 'success' OR error IS NOT NULL)
+  CONSTRAINT token_refresh_log_failure_has_error_message CHECK (success OR error_message IS NOT NULL)
 );
 
 CREATE TABLE auth_audit_log (
   id          uuid        NOT NULL DEFAULT oauthdb_uuid7() PRIMARY KEY,
   user_id     uuid
               REFERENCES users (id) ON DELETE SET NULL,
-  event       text        NOT NULL
-              CONSTRAINT auth_audit_log_event_name CHECK (event ~ '^[a-z][a-z0-9_.]*[.][a-z][a-z0-9_.]*$'),
+  action      text        NOT NULL
+              CONSTRAINT auth_audit_log_action_name CHECK (action ~ '^[a-z][a-z0-9_.]*[.][a-z][a-z0-9_.]*$'),
+  provider    text,
   actor       text,
   success     boolean     NOT NULL DEFAULT true,
-  reason      text,
+  error_message text,
   details     jsonb       NOT NULL DEFAULT '{}'
               CONSTRAINT auth_audit_log_details_object CHECK (jsonb_typeof(details) = 'object'),
   ip_address  text,
   user_agent  text,
-  created_at  timestamptz NOT NULL DEFAULT now()
+  timestamp   timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE sync_logs (
   id                uuid        NOT NULL DEFAULT oauthdb_uuid7() PRIMARY KEY,
   user_provider_id  uuid        NOT NULL
                     REFERENCES user_providers (id) ON DELETE CASCADE,
-  resource          text        NOT NULL
-                    CONSTRAINT sync_logs_resource_nonempty CHECK (resource <> ''),
+  action_type       text        NOT NULL
+                    CONSTRAINT sync_logs_action_type_nonempty CHECK (action_type <> ''),
   status            text        NOT NULL
                     CONSTRAINT sync_logs_status CHECK (status IN ('running', 'success', 'failure')),
   started_at        timestamptz NOT NULL DEFAULT now(),
   finished_at       timestamptz,
   items_synced      integer     NOT NULL DEFAULT 0
                     CONSTRAINT sync_logs_items_synced_nonnegative CHECK (items_synced >= 0),
+  data_size         bigint
+                    CONSTRAINT sync_logs_data_size_nonnegative CHECK (data_size >= 0),
+  duration_ms       bigint
+                    CONSTRAINT sync_logs_duration_ms_nonnegative CHECK (duration_ms >= 0),
   cursor_before     text,
   cursor_after      text,
-  error             text,
-  created_at        timestamptz NOT NULL DEFAULT now(),
+  error_message     text,
+  timestamp         timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT sync_logs_finished_iff_done CHECK ((status = 'running') = (finished_at IS NULL)),
   CONSTRAINT sync_logs_finished_after_start CHECK (finished_at IS NULL OR finished_at >= started_at),
-  CONSTRAINT sync_logs_failure_has_error CHECK (status <> 'failure' OR error IS NOT NULL)
+  CONSTRAINT sync_logs_failure_has_error_message CHECK (status <> 'failure' OR error_message IS NOT NULL)
 );
 
 -- Indexes: the same names and columns as the SQLite side.
@@ -242,10 +292,10 @@ CREATE INDEX oauth_tokens_user_provider ON oauth_tokens (user_provider_id);
 CREATE INDEX oauth_tokens_expiring ON oauth_tokens (expires_at)
   WHERE is_active AND refresh_token IS NOT NULL AND expires_at IS NOT NULL;
 
-CREATE INDEX token_refresh_log_token ON token_refresh_log (oauth_token_id, created_at, id);
+CREATE INDEX token_refresh_log_token ON token_refresh_log (token_id, created_at, id);
 
-CREATE INDEX auth_audit_log_user ON auth_audit_log (user_id, created_at, id);
-CREATE INDEX auth_audit_log_created ON auth_audit_log (created_at, id);
+CREATE INDEX auth_audit_log_user ON auth_audit_log (user_id, timestamp, id);
+CREATE INDEX auth_audit_log_timestamp ON auth_audit_log (timestamp, id);
 
 CREATE INDEX sync_logs_link ON sync_logs (user_provider_id, started_at, id);
 
@@ -326,13 +376,13 @@ GRANT SELECT, INSERT ON auth_audit_log TO oauthdb_app;
 -- session token hashes, sealed tokens).  Column grants name their columns,
 -- so a column added later stays hidden until a migration grants it.
 GRANT SELECT (id, email, display_name, is_active, email_verified,
-              created_at, updated_at, last_login_at, deactivated_at)
+              created_at, updated_at, last_login, deactivated_at)
    ON users TO oauthdb_readonly;
-GRANT SELECT (id, user_id, created_at, last_seen_at, expires_at, idle_timeout,
+GRANT SELECT (id, user_id, created_at, last_used, expires_at, idle_timeout,
               revoked_at, revoked_reason, ip_address, user_agent)
    ON user_sessions TO oauthdb_readonly;
-GRANT SELECT (id, user_provider_id, token_type, scopes, expires_at, is_active,
-              revoked_at, created_at, updated_at)
+GRANT SELECT (id, user_provider_id, credential_kind, token_type, scope, expires_at,
+              last_used, metadata, is_active, revoked_at, created_at, updated_at)
    ON oauth_tokens TO oauthdb_readonly;
 GRANT SELECT
    ON user_preferences, service_configs, user_providers, token_refresh_log,

@@ -7,7 +7,7 @@
 -- defaults and checks use only SQLite built-ins (unixepoch, json_valid,
 -- json_type), so a database stays usable and checkable with the plain CLI.
 --
--- Conventions (docs/SCHEMA.md, "Conventions"):
+-- Conventions (docs/SCHEMA.md):
 --   ids         TEXT, canonical lower-case UUID (uuid7() from the extension)
 --   timestamps  INTEGER unix seconds; the range check rejects milliseconds
 --               (0 .. 9999-12-31T23:59:59Z)
@@ -35,8 +35,8 @@ CREATE TABLE users (
                   CONSTRAINT users_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
   updated_at      INTEGER NOT NULL DEFAULT (unixepoch())
                   CONSTRAINT users_updated_at_seconds CHECK (updated_at BETWEEN 0 AND 253402300799),
-  last_login_at   INTEGER
-                  CONSTRAINT users_last_login_at_seconds CHECK (last_login_at BETWEEN 0 AND 253402300799),
+  last_login      INTEGER
+                  CONSTRAINT users_last_login_seconds CHECK (last_login BETWEEN 0 AND 253402300799),
   deactivated_at  INTEGER
                   CONSTRAINT users_deactivated_at_seconds CHECK (deactivated_at BETWEEN 0 AND 253402300799),
   CONSTRAINT users_deactivated_inactive CHECK (deactivated_at IS NULL OR is_active = 0)
@@ -51,9 +51,9 @@ CREATE TABLE user_preferences (
                   CONSTRAINT user_preferences_timezone_nonempty CHECK (timezone <> ''),
   locale          TEXT    NOT NULL DEFAULT 'en'
                   CONSTRAINT user_preferences_locale_nonempty CHECK (locale <> ''),
-  preferences     TEXT    NOT NULL DEFAULT '{}'
-                  CONSTRAINT user_preferences_preferences_object
-                  CHECK (json_valid(preferences) AND json_type(preferences) = 'object'),
+  settings        TEXT    NOT NULL DEFAULT '{}'
+                  CONSTRAINT user_preferences_settings_object
+                  CHECK (json_valid(settings) AND json_type(settings) = 'object'),
   created_at      INTEGER NOT NULL DEFAULT (unixepoch())
                   CONSTRAINT user_preferences_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
   updated_at      INTEGER NOT NULL DEFAULT (unixepoch())
@@ -70,8 +70,8 @@ CREATE TABLE user_sessions (
                   CONSTRAINT user_sessions_token_hash_sha256 CHECK (length(token_hash) = 32),
   created_at      INTEGER NOT NULL DEFAULT (unixepoch())
                   CONSTRAINT user_sessions_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
-  last_seen_at    INTEGER NOT NULL DEFAULT (unixepoch())
-                  CONSTRAINT user_sessions_last_seen_at_seconds CHECK (last_seen_at BETWEEN 0 AND 253402300799),
+  last_used       INTEGER NOT NULL DEFAULT (unixepoch())
+                  CONSTRAINT user_sessions_last_used_seconds CHECK (last_used BETWEEN 0 AND 253402300799),
   expires_at      INTEGER NOT NULL
                   CONSTRAINT user_sessions_expires_at_seconds CHECK (expires_at BETWEEN 0 AND 253402300799),
   idle_timeout    INTEGER NOT NULL
@@ -88,9 +88,9 @@ CREATE TABLE user_sessions (
 CREATE TABLE service_configs (
   id                 TEXT    NOT NULL PRIMARY KEY
                      CONSTRAINT service_configs_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
-  provider           TEXT    NOT NULL UNIQUE
-                     CONSTRAINT service_configs_provider_slug
-                     CHECK (provider <> '' AND provider NOT GLOB '*[^a-z0-9_-]*'),
+  service_name       TEXT    NOT NULL UNIQUE
+                     CONSTRAINT service_configs_service_name_slug
+                     CHECK (service_name <> '' AND service_name NOT GLOB '*[^a-z0-9_-]*'),
   display_name       TEXT    NOT NULL,
   auth_type          TEXT    NOT NULL
                      CONSTRAINT service_configs_auth_type CHECK (auth_type IN ('oauth2', 'api_key')),
@@ -113,12 +113,23 @@ CREATE TABLE service_configs (
                             OR client_secret_ref GLOB 'env:?*'
                             OR client_secret_ref GLOB 'file:?*'
                             OR client_secret_ref GLOB 'vault:?*'),
+  -- Where the provider sends the user back with the authorization code: https,
+  -- or http to the loopback host for development (RFC 8252 section 7.3).
+  redirect_uri       TEXT
+                     CONSTRAINT service_configs_redirect_uri_https
+                     CHECK (redirect_uri IS NULL
+                            OR redirect_uri GLOB 'https://?*'
+                            OR redirect_uri GLOB 'http://localhost[:/]*'
+                            OR redirect_uri = 'http://localhost'
+                            OR redirect_uri GLOB 'http://127.0.0.1[:/]*'
+                            OR redirect_uri = 'http://127.0.0.1'),
   api_key_header     TEXT,
-  extra_params       TEXT    NOT NULL DEFAULT '{}'
-                     CONSTRAINT service_configs_extra_params_object
-                     CHECK (json_valid(extra_params) AND json_type(extra_params) = 'object'),
-  is_enabled         INTEGER NOT NULL DEFAULT 1
-                     CONSTRAINT service_configs_is_enabled_bool CHECK (is_enabled IN (0, 1)),
+  -- Extra authorization-request parameters (access_type, prompt, ...).
+  settings           TEXT    NOT NULL DEFAULT '{}'
+                     CONSTRAINT service_configs_settings_object
+                     CHECK (json_valid(settings) AND json_type(settings) = 'object'),
+  is_active          INTEGER NOT NULL DEFAULT 1
+                     CONSTRAINT service_configs_is_active_bool CHECK (is_active IN (0, 1)),
   created_at         INTEGER NOT NULL DEFAULT (unixepoch())
                      CONSTRAINT service_configs_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
   updated_at         INTEGER NOT NULL DEFAULT (unixepoch())
@@ -131,7 +142,7 @@ CREATE TABLE service_configs (
     OR (auth_type = 'api_key'
         AND api_key_header IS NOT NULL AND api_key_header <> ''
         AND auth_url IS NULL AND token_url IS NULL AND revoke_url IS NULL
-        AND client_id IS NULL AND client_secret_ref IS NULL)
+        AND client_id IS NULL AND client_secret_ref IS NULL AND redirect_uri IS NULL)
   )
 ) STRICT;
 
@@ -141,10 +152,15 @@ CREATE TABLE user_providers (
   user_id           TEXT    NOT NULL
                     REFERENCES users (id) ON DELETE CASCADE,
   provider          TEXT    NOT NULL
-                    REFERENCES service_configs (provider) ON UPDATE CASCADE ON DELETE RESTRICT,
-  provider_user_id  TEXT    NOT NULL
-                    CONSTRAINT user_providers_provider_user_id_nonempty CHECK (provider_user_id <> ''),
+                    REFERENCES service_configs (service_name) ON UPDATE CASCADE ON DELETE RESTRICT,
+  -- The account's id at the provider (Google's "sub").
+  provider_id       TEXT    NOT NULL
+                    CONSTRAINT user_providers_provider_id_nonempty CHECK (provider_id <> ''),
   provider_email    TEXT,
+  display_name      TEXT,
+  avatar_url        TEXT
+                    CONSTRAINT user_providers_avatar_url_https
+                    CHECK (avatar_url IS NULL OR avatar_url GLOB 'https://?*'),
   scopes            TEXT    NOT NULL DEFAULT '[]'
                     CONSTRAINT user_providers_scopes_array
                     CHECK (json_valid(scopes) AND json_type(scopes) = 'array'),
@@ -153,6 +169,10 @@ CREATE TABLE user_providers (
   sync_cursors      TEXT    NOT NULL DEFAULT '{}'
                     CONSTRAINT user_providers_sync_cursors_object
                     CHECK (json_valid(sync_cursors) AND json_type(sync_cursors) = 'object'),
+  -- State of the link's last sync run (its history is in sync_logs).
+  sync_status       TEXT    NOT NULL DEFAULT 'idle'
+                    CONSTRAINT user_providers_sync_status
+                    CHECK (sync_status IN ('idle', 'running', 'success', 'failure')),
   is_active         INTEGER NOT NULL DEFAULT 1
                     CONSTRAINT user_providers_is_active_bool CHECK (is_active IN (0, 1)),
   linked_at         INTEGER NOT NULL DEFAULT (unixepoch())
@@ -163,7 +183,7 @@ CREATE TABLE user_providers (
                     CONSTRAINT user_providers_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
   updated_at        INTEGER NOT NULL DEFAULT (unixepoch())
                     CONSTRAINT user_providers_updated_at_seconds CHECK (updated_at BETWEEN 0 AND 253402300799),
-  CONSTRAINT user_providers_account_once UNIQUE (provider, provider_user_id),
+  CONSTRAINT user_providers_account_once UNIQUE (provider, provider_id),
   CONSTRAINT user_providers_unlinked_inactive CHECK (unlinked_at IS NULL OR is_active = 0)
 ) STRICT;
 
@@ -172,10 +192,14 @@ CREATE TABLE oauth_tokens (
                     CONSTRAINT oauth_tokens_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
   user_provider_id  TEXT    NOT NULL
                     REFERENCES user_providers (id) ON DELETE CASCADE,
-  token_type        TEXT    NOT NULL DEFAULT 'oauth2'
-                    CONSTRAINT oauth_tokens_token_type CHECK (token_type IN ('oauth2', 'api_key')),
-  -- Sealed (docs/FORMAT.md, "Sealed token") with associated data
-  -- 'oauth_tokens.access_token:<id>'; for Motion this is the sealed API key.
+  -- What the credential is: an OAuth 2.0 token or an API key (Motion).
+  credential_kind   TEXT    NOT NULL DEFAULT 'oauth2'
+                    CONSTRAINT oauth_tokens_credential_kind CHECK (credential_kind IN ('oauth2', 'api_key')),
+  -- The token endpoint's token_type, as returned ('Bearer'); NULL for an API key.
+  token_type        TEXT
+                    CONSTRAINT oauth_tokens_token_type_nonempty CHECK (token_type IS NULL OR token_type <> ''),
+  -- Sealed (docs/FORMAT.md) with associated data
+  -- 'oauth_tokens.<column>:<id>'; for Motion access_token is the sealed API key.
   access_token      BLOB    NOT NULL
                     CONSTRAINT oauth_tokens_access_token_sealed
                     CHECK (length(access_token) >= 46 AND substr(access_token, 1, 1) = x'01'),
@@ -183,11 +207,25 @@ CREATE TABLE oauth_tokens (
                     CONSTRAINT oauth_tokens_refresh_token_sealed
                     CHECK (refresh_token IS NULL
                            OR (length(refresh_token) >= 46 AND substr(refresh_token, 1, 1) = x'01')),
-  scopes            TEXT    NOT NULL DEFAULT '[]'
-                    CONSTRAINT oauth_tokens_scopes_array
-                    CHECK (json_valid(scopes) AND json_type(scopes) = 'array'),
+  -- The OpenID Connect id_token: a signed credential carrying personal data.
+  id_token          BLOB
+                    CONSTRAINT oauth_tokens_id_token_sealed
+                    CHECK (id_token IS NULL
+                           OR (length(id_token) >= 46 AND substr(id_token, 1, 1) = x'01')),
+  -- The granted scope as the provider returned it: space-separated scope
+  -- tokens (RFC 6749 section 3.3), '' for none.  Ask scope_has(scope, 'x').
+  scope             TEXT    NOT NULL DEFAULT ''
+                    CONSTRAINT oauth_tokens_scope_tokens
+                    CHECK (scope = trim(scope, ' ') AND instr(scope, '  ') = 0
+                           AND scope NOT GLOB '*[^ -~]*' AND scope NOT GLOB '*["\]*'),
   expires_at        INTEGER
                     CONSTRAINT oauth_tokens_expires_at_seconds CHECK (expires_at BETWEEN 0 AND 253402300799),
+  last_used         INTEGER
+                    CONSTRAINT oauth_tokens_last_used_seconds CHECK (last_used BETWEEN 0 AND 253402300799),
+  -- Application data about the token (not a secret).
+  metadata          TEXT    NOT NULL DEFAULT '{}'
+                    CONSTRAINT oauth_tokens_metadata_object
+                    CHECK (json_valid(metadata) AND json_type(metadata) = 'object'),
   is_active         INTEGER NOT NULL DEFAULT 1
                     CONSTRAINT oauth_tokens_is_active_bool CHECK (is_active IN (0, 1)),
   revoked_at        INTEGER
@@ -196,16 +234,19 @@ CREATE TABLE oauth_tokens (
                     CONSTRAINT oauth_tokens_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
   updated_at        INTEGER NOT NULL DEFAULT (unixepoch())
                     CONSTRAINT oauth_tokens_updated_at_seconds CHECK (updated_at BETWEEN 0 AND 253402300799),
-  -- An API key (Motion) is neither refreshed nor expires.
+  -- An API key (Motion) is neither refreshed nor expires, and is no OAuth
+  -- token response: no token_type, no id_token.
   CONSTRAINT oauth_tokens_api_key_no_refresh
-  CHECK (token_type = 'oauth2' OR (refresh_token IS NULL AND expires_at IS NULL)),
+  CHECK (credential_kind = 'oauth2'
+         OR (refresh_token IS NULL AND expires_at IS NULL
+             AND token_type IS NULL AND id_token IS NULL)),
   CONSTRAINT oauth_tokens_revoked_inactive CHECK (revoked_at IS NULL OR is_active = 0)
 ) STRICT;
 
 CREATE TABLE token_refresh_log (
   id                     TEXT    NOT NULL PRIMARY KEY
                          CONSTRAINT token_refresh_log_id_uuid CHECK (length(id) = 36 AND id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
-  oauth_token_id         TEXT
+  token_id               TEXT
                          REFERENCES oauth_tokens (id) ON DELETE SET NULL,
   -- Keyed BLAKE2b-128 fingerprints (token_fingerprint()), never a token.
   old_token_fingerprint  BLOB
@@ -214,18 +255,22 @@ CREATE TABLE token_refresh_log (
   new_token_fingerprint  BLOB
                          CONSTRAINT token_refresh_log_new_fingerprint_16
                          CHECK (new_token_fingerprint IS NULL OR length(new_token_fingerprint) = 16),
+  -- The refresh token sent to the provider (the seed's refresh_used).
+  refresh_used_fingerprint BLOB
+                         CONSTRAINT token_refresh_log_refresh_used_fingerprint_16
+                         CHECK (refresh_used_fingerprint IS NULL OR length(refresh_used_fingerprint) = 16),
   old_expires_at         INTEGER
                          CONSTRAINT token_refresh_log_old_expires_at_seconds
                          CHECK (old_expires_at BETWEEN 0 AND 253402300799),
   new_expires_at         INTEGER
                          CONSTRAINT token_refresh_log_new_expires_at_seconds
                          CHECK (new_expires_at BETWEEN 0 AND 253402300799),
-  outcome                TEXT    NOT NULL
-                         CONSTRAINT token_refresh_log_outcome CHECK (outcome IN ('success', 'failure')),
-  error                  TEXT,
+  success                INTEGER NOT NULL
+                         CONSTRAINT token_refresh_log_success_bool CHECK (success IN (0, 1)),
+  error_message          TEXT,
   created_at             INTEGER NOT NULL DEFAULT (unixepoch())
                          CONSTRAINT token_refresh_log_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
-  CONSTRAINT token_refresh_log_failure_has_error CHECK (outcome = 'success' OR error IS NOT NULL)
+  CONSTRAINT token_refresh_log_failure_has_error_message CHECK (success = 1 OR error_message IS NOT NULL)
 ) STRICT;
 
 CREATE TABLE auth_audit_log (
@@ -234,20 +279,23 @@ CREATE TABLE auth_audit_log (
   user_id     TEXT
               REFERENCES users (id) ON DELETE SET NULL,
   -- 'noun.verb' in lower case: user.created, session.revoked, key.rotated, ...
-  event       TEXT    NOT NULL
-              CONSTRAINT auth_audit_log_event_name
-              CHECK (event GLOB '[a-z]*.[a-z]*' AND event NOT GLOB '*[^a-z0-9_.]*'),
+  action      TEXT    NOT NULL
+              CONSTRAINT auth_audit_log_action_name
+              CHECK (action GLOB '[a-z]*.[a-z]*' AND action NOT GLOB '*[^a-z0-9_.]*'),
+  -- The service the event concerns (a service_configs.service_name), if any.
+  provider    TEXT,
   actor       TEXT,
   success     INTEGER NOT NULL DEFAULT 1
               CONSTRAINT auth_audit_log_success_bool CHECK (success IN (0, 1)),
-  reason      TEXT,
+  -- Why it failed; a success's reason (a revocation's) goes into details.
+  error_message TEXT,
   details     TEXT    NOT NULL DEFAULT '{}'
               CONSTRAINT auth_audit_log_details_object
               CHECK (json_valid(details) AND json_type(details) = 'object'),
   ip_address  TEXT,
   user_agent  TEXT,
-  created_at  INTEGER NOT NULL DEFAULT (unixepoch())
-              CONSTRAINT auth_audit_log_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799)
+  timestamp   INTEGER NOT NULL DEFAULT (unixepoch())
+              CONSTRAINT auth_audit_log_timestamp_seconds CHECK (timestamp BETWEEN 0 AND 253402300799)
 ) STRICT;
 
 CREATE TABLE sync_logs (
@@ -256,8 +304,8 @@ CREATE TABLE sync_logs (
   user_provider_id  TEXT    NOT NULL
                     REFERENCES user_providers (id) ON DELETE CASCADE,
   -- A key of user_providers.sync_cursors: 'gmail', 'calendar:primary', 'contacts', ...
-  resource          TEXT    NOT NULL
-                    CONSTRAINT sync_logs_resource_nonempty CHECK (resource <> ''),
+  action_type       TEXT    NOT NULL
+                    CONSTRAINT sync_logs_action_type_nonempty CHECK (action_type <> ''),
   status            TEXT    NOT NULL
                     CONSTRAINT sync_logs_status CHECK (status IN ('running', 'success', 'failure')),
   started_at        INTEGER NOT NULL DEFAULT (unixepoch())
@@ -266,20 +314,24 @@ CREATE TABLE sync_logs (
                     CONSTRAINT sync_logs_finished_at_seconds CHECK (finished_at BETWEEN 0 AND 253402300799),
   items_synced      INTEGER NOT NULL DEFAULT 0
                     CONSTRAINT sync_logs_items_synced_nonnegative CHECK (items_synced >= 0),
+  data_size         INTEGER
+                    CONSTRAINT sync_logs_data_size_nonnegative CHECK (data_size >= 0),
+  duration_ms       INTEGER
+                    CONSTRAINT sync_logs_duration_ms_nonnegative CHECK (duration_ms >= 0),
   cursor_before     TEXT,
   cursor_after      TEXT,
-  error             TEXT,
-  created_at        INTEGER NOT NULL DEFAULT (unixepoch())
-                    CONSTRAINT sync_logs_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
+  error_message     TEXT,
+  timestamp         INTEGER NOT NULL DEFAULT (unixepoch())
+                    CONSTRAINT sync_logs_timestamp_seconds CHECK (timestamp BETWEEN 0 AND 253402300799),
   -- A run is finished exactly when it is no longer 'running'.
   CONSTRAINT sync_logs_finished_iff_done CHECK ((status = 'running') = (finished_at IS NULL)),
   CONSTRAINT sync_logs_finished_after_start CHECK (finished_at IS NULL OR finished_at >= started_at),
-  CONSTRAINT sync_logs_failure_has_error CHECK (status <> 'failure' OR error IS NOT NULL)
+  CONSTRAINT sync_logs_failure_has_error_message CHECK (status <> 'failure' OR error_message IS NOT NULL)
 ) STRICT;
 
 -- Indexes.  UNIQUE constraints above already index users.email,
 -- user_preferences.user_id (also users ON DELETE CASCADE),
--- service_configs.provider and user_providers (provider, provider_user_id),
+-- service_configs.service_name and user_providers (provider, provider_id),
 -- which also serves the foreign key from user_providers.provider.
 
 -- Session by token hash (session_valid, session_touch, session_revoke).
@@ -304,12 +356,12 @@ CREATE INDEX oauth_tokens_expiring ON oauth_tokens (expires_at)
   WHERE is_active = 1 AND refresh_token IS NOT NULL AND expires_at IS NOT NULL;
 
 -- Refresh history of a token, newest last; also oauth_tokens ON DELETE SET NULL.
-CREATE INDEX token_refresh_log_token ON token_refresh_log (oauth_token_id, created_at, id);
+CREATE INDEX token_refresh_log_token ON token_refresh_log (token_id, created_at, id);
 
 -- Audit by user and time; also users ON DELETE SET NULL.
-CREATE INDEX auth_audit_log_user ON auth_audit_log (user_id, created_at, id);
--- Audit by time (and retention: oldest rows first).
-CREATE INDEX auth_audit_log_created ON auth_audit_log (created_at, id);
+CREATE INDEX auth_audit_log_user ON auth_audit_log (user_id, timestamp, id);
+-- Audit by time, the documented order (and retention: oldest rows first).
+CREATE INDEX auth_audit_log_timestamp ON auth_audit_log (timestamp, id);
 
 -- Sync runs of a link by time; also user_providers ON DELETE CASCADE.
 CREATE INDEX sync_logs_link ON sync_logs (user_provider_id, started_at, id);
@@ -328,14 +380,15 @@ WHEN NOT (
       OLD.user_id IS NOT NULL
   AND NEW.user_id IS NULL
   AND NEW.id IS OLD.id
-  AND NEW.event IS OLD.event
+  AND NEW.action IS OLD.action
+  AND NEW.provider IS OLD.provider
   AND NEW.actor IS OLD.actor
   AND NEW.success IS OLD.success
-  AND NEW.reason IS OLD.reason
+  AND NEW.error_message IS OLD.error_message
   AND NEW.details IS OLD.details
   AND NEW.ip_address IS OLD.ip_address
   AND NEW.user_agent IS OLD.user_agent
-  AND NEW.created_at IS OLD.created_at
+  AND NEW.timestamp IS OLD.timestamp
   AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = OLD.user_id)
 )
 BEGIN

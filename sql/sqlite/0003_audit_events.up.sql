@@ -4,7 +4,7 @@
 -- extension loaded.  (Session and token events are written by the
 -- extension's functions; docs/SQL.md "Audit trail" lists them all.)
 --
---   event               when                                       user_id
+--   action              when                                       user_id
 --   user.created        a users row is inserted                    the user
 --   user.deactivated    users.is_active goes from 1 to 0           the user
 --   user.reactivated    users.is_active goes from 0 to 1           the user
@@ -38,7 +38,7 @@
 --   unix_ts_ms  48 bits  from julianday('now'), which SQLite computes from
 --                        whole milliseconds ('subsec' needs 3.42); 'now' is
 --                        fixed for the whole statement, so it equals the
---                        created_at the row gets (unixepoch()) at 1000:1
+--                        timestamp the row gets (unixepoch()) at 1000:1
 --   ver          4 bits  7
 --   rand_a      12 bits  a counter: the newest id in the log plus one when
 --                        that id is of the same millisecond (and below fff),
@@ -74,7 +74,7 @@ CREATE TRIGGER users_audit_created
 AFTER INSERT ON users
 FOR EACH ROW
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, event, details)
+  INSERT INTO auth_audit_log (id, user_id, action, details)
   SELECT id, NEW.id, 'user.created', '{}'
     FROM auth_audit_log_new_id;
 END;
@@ -88,7 +88,7 @@ AFTER UPDATE OF is_active, deactivated_at ON users
 FOR EACH ROW
 WHEN OLD.is_active = 1 AND NEW.is_active = 0
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, event, details)
+  INSERT INTO auth_audit_log (id, user_id, action, details)
   SELECT id, NEW.id, 'user.deactivated',
          json_object('deactivated_at', NEW.deactivated_at)
     FROM auth_audit_log_new_id;
@@ -99,7 +99,7 @@ AFTER UPDATE OF is_active, deactivated_at ON users
 FOR EACH ROW
 WHEN OLD.is_active = 0 AND NEW.is_active = 1
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, event, details)
+  INSERT INTO auth_audit_log (id, user_id, action, details)
   SELECT id, NEW.id, 'user.reactivated', '{}'
     FROM auth_audit_log_new_id;
 END;
@@ -111,7 +111,7 @@ CREATE TRIGGER users_audit_deleted
 AFTER DELETE ON users
 FOR EACH ROW
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, event, details)
+  INSERT INTO auth_audit_log (id, user_id, action, details)
   SELECT id, NULL, 'user.deleted', json_object('user_id', OLD.id)
     FROM auth_audit_log_new_id;
 END;
@@ -122,8 +122,8 @@ AFTER INSERT ON user_providers
 FOR EACH ROW
 WHEN NEW.is_active = 1
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, event, details)
-  SELECT id, NEW.user_id, 'provider.linked',
+  INSERT INTO auth_audit_log (id, user_id, action, provider, details)
+  SELECT id, NEW.user_id, 'provider.linked', NEW.provider,
          json_object('user_provider_id', NEW.id, 'provider', NEW.provider)
     FROM auth_audit_log_new_id;
 END;
@@ -133,8 +133,8 @@ AFTER UPDATE OF is_active, unlinked_at ON user_providers
 FOR EACH ROW
 WHEN OLD.is_active = 0 AND NEW.is_active = 1
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, event, details)
-  SELECT id, NEW.user_id, 'provider.linked',
+  INSERT INTO auth_audit_log (id, user_id, action, provider, details)
+  SELECT id, NEW.user_id, 'provider.linked', NEW.provider,
          json_object('user_provider_id', NEW.id, 'provider', NEW.provider)
     FROM auth_audit_log_new_id;
 END;
@@ -144,8 +144,8 @@ AFTER UPDATE OF is_active, unlinked_at ON user_providers
 FOR EACH ROW
 WHEN OLD.is_active = 1 AND NEW.is_active = 0
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, event, details)
-  SELECT id, NEW.user_id, 'provider.unlinked',
+  INSERT INTO auth_audit_log (id, user_id, action, provider, details)
+  SELECT id, NEW.user_id, 'provider.unlinked', NEW.provider,
          json_object('user_provider_id', NEW.id, 'provider', NEW.provider,
                      'unlinked_at', NEW.unlinked_at)
     FROM auth_audit_log_new_id;
@@ -159,8 +159,8 @@ AFTER DELETE ON user_providers
 FOR EACH ROW
 WHEN OLD.is_active = 1 AND EXISTS (SELECT 1 FROM users WHERE id = OLD.user_id)
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, event, details)
-  SELECT id, OLD.user_id, 'provider.unlinked',
+  INSERT INTO auth_audit_log (id, user_id, action, provider, details)
+  SELECT id, OLD.user_id, 'provider.unlinked', OLD.provider,
          json_object('user_provider_id', OLD.id, 'provider', OLD.provider,
                      'link_deleted', json('true'))
     FROM auth_audit_log_new_id;

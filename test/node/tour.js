@@ -36,7 +36,7 @@ try {
 }
 
 // The vault: plaintext in, sealed at rest, plaintext out.
-const link = one(`INSERT INTO user_providers(id, user_id, provider, provider_user_id)
+const link = one(`INSERT INTO user_providers(id, user_id, provider, provider_id)
                   VALUES (uuid7(), ?, 'google', 'node-1') RETURNING id`, uid);
 db.prepare(`INSERT INTO oauth_token_vault(user_provider_id, access_token, refresh_token, expires_at)
             VALUES (?, 'ya29.vault-tour', '1//vault-tour', unixepoch() + 3599)`).run(link);
