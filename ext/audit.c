@@ -11,14 +11,24 @@
 
 SQLITE_EXTENSION_INIT3
 
-/* A success's reason goes into details, a failure's into error_message. */
+/*
+** The id and timestamp come from the view auth_audit_log_new_id (migration
+** 0001), the same source the audit triggers of 0003 use: every id is
+** greater than every id already in the log, and the timestamp is the id's
+** own second, so ORDER BY timestamp, id is the order rows were written
+** whichever writer wrote them (docs/SCHEMA.md, "Audit order"). A success's
+** reason goes into details, a failure's into error_message.
+*/
 #define AUDIT_INSERT_SQL                                                    \
-  "INSERT INTO auth_audit_log"                                              \
-  "(id, user_id, action, provider, success, error_message, details)"        \
-  " VALUES (uuid7(), ?1, ?2, ?3, ?4, CASE WHEN ?4 THEN NULL ELSE ?5 END,"   \
+  "INSERT INTO main.auth_audit_log"                                         \
+  "(id, timestamp, user_id, action, provider, success, error_message,"      \
+  " details)"                                                               \
+  " SELECT n.id, n.timestamp, ?1, ?2, ?3, ?4,"                              \
+  " CASE WHEN ?4 THEN NULL ELSE ?5 END,"                                    \
   " CASE WHEN ?4 AND ?5 IS NOT NULL"                                        \
   "      THEN json_set(coalesce(?6, '{}'), '$.reason', ?5)"                 \
-  "      ELSE coalesce(?6, '{}') END)"
+  "      ELSE coalesce(?6, '{}') END"                                       \
+  " FROM main.auth_audit_log_new_id AS n"
 
 int audit_write(oauthdb_conn *conn, const char *action, const char *user_id,
                 const char *provider, int success, const char *reason,

@@ -13,9 +13,10 @@
 #include "oauthdb.h"
 
 /*
-** Insert one auth_audit_log row: a fresh uuid7() id, timestamp from the
-** schema's default (the real clock: the log records when things happened,
-** whatever clock a test set with oauthdb_config). user_id, provider, reason
+** Insert one auth_audit_log row, its id and timestamp from the view
+** auth_audit_log_new_id (an id past every id in the log, the timestamp its
+** second; the real clock: the log records when things happened, whatever
+** clock a test set with oauthdb_config). user_id, provider, reason
 ** and details_json may be NULL; details_json must be a JSON object (NULL:
 ** {}). REASON goes where the schema wants it: a failure's into
 ** error_message, a success's (a revocation's) into details as "reason".

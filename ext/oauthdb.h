@@ -40,7 +40,6 @@ typedef enum conn_stmt_id {
   STMT_SESSION_REVOKE,
   STMT_AUDIT_INSERT,
   STMT_VAULT_OLD_ROW,      /* vault.c; its cursors own their statements */
-  STMT_VAULT_NEW_ID,
   STMT_VAULT_AUDIT,
   STMT_VAULT_INSERT,
   STMT_VAULT_UPDATE,

@@ -44,7 +44,8 @@ static const char *const directonly_functions[] = {
     "token_seal",      "token_open",          "token_reseal",
     "token_fingerprint", "oauthdb_keyring",   "session_create",
     "session_valid",   "session_touch",       "session_revoke",
-    "session_revoke_user", "oauthdb_config",  "password_hash",
+    "session_revoke_user", "session_revoke_id", "session_rotate",
+    "oauthdb_config",  "password_hash",
     "password_verify", "oauthdb_migrate",     "oauthdb_purge",
 };
 

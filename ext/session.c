@@ -1,13 +1,16 @@
 /*
 ** session.c: sign-in sessions in user_sessions, and oauthdb_config().
 **
-**   sqlite> SELECT session_create('0192f3c4-...');        -- the token, once
+**   sqlite> SELECT session_create('0192f3c4-...', NULL, :ip, :user_agent);
+**   -- the token, once; the session row records the client's IP and agent
 **   q3J0c1R5bFVqZ2lNc0x2QUZ3d0xGd0h4b0J5Q2xGVQ
 **   sqlite> SELECT session_valid(:token);                  -- user id or NULL
 **   0192f3c4-...
 **   sqlite> SELECT session_touch(:token);                  -- 1: renewed
 **   sqlite> SELECT session_revoke(:token, 'logout');       -- 1: revoked
 **   sqlite> SELECT session_revoke_user('0192f3c4-...');    -- how many
+**   sqlite> SELECT session_revoke_id(:session_id);         -- 1: that device
+**   sqlite> SELECT session_rotate(:token);                 -- new token, same row
 **   sqlite> SELECT oauthdb_config('session_idle_timeout', 900);
 **
 ** A token is 32 bytes from randombytes_buf in URL-safe base64 without
@@ -29,7 +32,8 @@
 **
 ** Audit rows (auth_audit_log): session.created (details: session_id,
 ** expires_at, idle_timeout), session.revoked (details: session_id and
-** reason). Never the token. A touch writes no audit row: it
+** reason; from session_revoke, session_revoke_user and session_revoke_id),
+** session.rotated (details: session_id). Never the token. A touch writes no audit row: it
 ** happens on every request, the log would grow with traffic, and
 ** last_used already records it.
 **
@@ -68,6 +72,9 @@ SQLITE_EXTENSION_INIT3
 #define SESSION_MAX_TIME 253402300799LL
 /* Longest revocation reason: a label, not a story. */
 #define SESSION_MAX_REASON 200
+/* Longest client IP address and user agent session_create records. */
+#define SESSION_MAX_IP 64
+#define SESSION_MAX_USER_AGENT 1024
 
 #define TOKEN_BYTES 32
 #define TOKEN_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
@@ -94,8 +101,8 @@ static const char session_touch_sql[] =
 static const char session_insert_sql[] =
     "INSERT INTO user_sessions"
     "(id, user_id, token_hash, created_at, last_used, expires_at,"
-    " idle_timeout)"
-    " SELECT uuid7(), id, ?2, ?3, ?3, ?4, ?5 FROM users"
+    " idle_timeout, ip_address, user_agent)"
+    " SELECT uuid7(), id, ?2, ?3, ?3, ?4, ?5, ?6, ?7 FROM users"
     " WHERE id = ?1 AND is_active = 1"
     " RETURNING id";
 
@@ -107,6 +114,23 @@ static const char session_revoke_sql[] =
     "UPDATE user_sessions SET revoked_at = ?2,"
     " revoked_reason = ?3"
     " WHERE token_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2"
+    " RETURNING id, user_id";
+
+/* "Sign out that other device": by the session's id, not its token. */
+static const char session_revoke_id_sql[] =
+    "UPDATE user_sessions SET revoked_at = ?2, revoked_reason = ?3"
+    " WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?2"
+    " RETURNING id, user_id";
+
+/*
+** A new token for the same live session: the old hash is replaced in the
+** same UPDATE, so the old token stops working the moment this commits.
+*/
+static const char session_rotate_sql[] =
+    "UPDATE user_sessions AS s SET token_hash = ?3, last_used = ?2"
+    " WHERE s.token_hash = ?1 AND" LIVE_SESSION_WHERE
+    " AND EXISTS (SELECT 1 FROM users AS u"
+    "             WHERE u.id = s.user_id AND u.is_active = 1)"
     " RETURNING id, user_id";
 
 /* Rare (sign out everywhere, deactivation): prepared per call, not cached. */
@@ -256,7 +280,43 @@ static int audit_revoked(sqlite3_context *ctx, oauthdb_conn *conn,
   return rc;
 }
 
-/* ---- session_create(user_id [, ttl_seconds]) ---- */
+/*
+** An optional text argument of at most MAX bytes that session_create
+** records (ip_address, user_agent). NULL (or absent) is recorded as NULL.
+** Returns 0 with the error set on ctx when it is not acceptable.
+*/
+static int client_arg(sqlite3_context *ctx, int argc, sqlite3_value **argv,
+                      int i, int max, const char *name, const char **out) {
+  *out = NULL;
+  if (argc <= i || sqlite3_value_type(argv[i]) == SQLITE_NULL) return 1;
+  if (sqlite3_value_type(argv[i]) != SQLITE_TEXT) {
+    fn_error(ctx, "session_create: %s must be text or NULL, not %s", name,
+             storage_class_name(sqlite3_value_type(argv[i])));
+    return 0;
+  }
+  *out = (const char *)sqlite3_value_text(argv[i]);
+  if (!*out) {
+    sqlite3_result_error_nomem(ctx);
+    return 0;
+  }
+  if (sqlite3_value_bytes(argv[i]) > max) {
+    fn_error(ctx, "session_create: %s is longer than %d bytes", name, max);
+    return 0;
+  }
+  return 1;
+}
+
+/* A new session token (base64url of 32 random bytes) and its SHA-256. */
+static void new_token(char token[TOKEN_TEXT_LEN + 1],
+                      unsigned char hash[crypto_hash_sha256_BYTES]) {
+  unsigned char raw[TOKEN_BYTES];
+  randombytes_buf(raw, sizeof raw);
+  sodium_bin2base64(token, TOKEN_TEXT_LEN + 1, raw, sizeof raw, TOKEN_VARIANT);
+  sodium_memzero(raw, sizeof raw);
+  crypto_hash_sha256(hash, (const unsigned char *)token, TOKEN_TEXT_LEN);
+}
+
+/* ---- session_create(user_id [, ttl [, ip_address [, user_agent]]]) ---- */
 
 /*
 ** After the insert found no user that may sign in: say which rule failed.
@@ -308,6 +368,10 @@ static void session_create_fn(sqlite3_context *ctx, int argc,
       return;
     }
   }
+  const char *ip_address, *user_agent;
+  if (!client_arg(ctx, argc, argv, 2, SESSION_MAX_IP, "ip_address", &ip_address) ||
+      !client_arg(ctx, argc, argv, 3, SESSION_MAX_USER_AGENT, "user_agent", &user_agent))
+    return;
   int64_t now = conn_now(conn);
   if (now + ttl > SESSION_MAX_TIME) {
     fn_error(ctx, "session_create: the session would expire after 9999");
@@ -317,19 +381,17 @@ static void session_create_fn(sqlite3_context *ctx, int argc,
                                  session_insert_sql, "session_create");
   if (!st) return;
 
-  unsigned char raw[TOKEN_BYTES];
   char token[TOKEN_TEXT_LEN + 1];
   unsigned char hash[crypto_hash_sha256_BYTES];
-  randombytes_buf(raw, sizeof raw);
-  sodium_bin2base64(token, sizeof token, raw, sizeof raw, TOKEN_VARIANT);
-  sodium_memzero(raw, sizeof raw);
-  crypto_hash_sha256(hash, (const unsigned char *)token, TOKEN_TEXT_LEN);
+  new_token(token, hash);
 
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
   sqlite3_bind_blob(st, 2, hash, sizeof hash, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, now);
   sqlite3_bind_int64(st, 4, now + ttl);
   sqlite3_bind_int64(st, 5, idle_timeout(conn));
+  sqlite3_bind_text(st, 6, ip_address, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 7, user_agent, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   char session_id[37] = "";
   char *why = NULL; /* why the audit row could not be written */
@@ -549,6 +611,114 @@ static void session_revoke_user_fn(sqlite3_context *ctx, int argc,
   sqlite3_result_int64(ctx, n);
 }
 
+/* ---- session_revoke_id(session_id [, reason]) ---- */
+
+static void session_revoke_id_fn(sqlite3_context *ctx, int argc,
+                                 sqlite3_value **argv) {
+  oauthdb_conn *conn = sqlite3_user_data(ctx);
+  const char *fn = "session_revoke_id";
+  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+    fn_error(ctx, "%s: session_id must be text (a user_sessions.id), not %s", fn,
+             sqlite3_value_type(argv[0]) == SQLITE_NULL ? "NULL" : "a number or blob");
+    return;
+  }
+  const char *id = (const char *)sqlite3_value_text(argv[0]);
+  if (!id) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  const char *reason;
+  if (!reason_arg(ctx, argc, argv, 1, "revoke_id", &reason, fn)) return;
+
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(conn->db, session_revoke_id_sql, -1, &st, NULL) != SQLITE_OK) {
+    db_error(ctx, conn, fn);
+    sqlite3_finalize(st);
+    return;
+  }
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, conn_now(conn));
+  sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  int revoked = rc == SQLITE_ROW, audited = 1;
+  if (revoked) {
+    char session_id[37] = "", user_id[37] = "";
+    const char *sid = (const char *)sqlite3_column_text(st, 0);
+    const char *uid = (const char *)sqlite3_column_text(st, 1);
+    if (sid && sqlite3_column_bytes(st, 0) == 36) memcpy(session_id, sid, 37);
+    if (uid && sqlite3_column_bytes(st, 1) == 36) memcpy(user_id, uid, 37);
+    /* While the UPDATE runs, so both commit together (see session_create). */
+    audited = audit_revoked(ctx, conn, fn, session_id, user_id, reason) == SQLITE_OK;
+  }
+  while (rc == SQLITE_ROW) rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE) db_error(ctx, conn, fn);
+  sqlite3_finalize(st);
+  if (rc == SQLITE_DONE && audited) sqlite3_result_int(ctx, revoked);
+}
+
+/* ---- session_rotate(token) ---- */
+
+static void session_rotate_fn(sqlite3_context *ctx, int argc,
+                              sqlite3_value **argv) {
+  (void)argc;
+  oauthdb_conn *conn = sqlite3_user_data(ctx);
+  const char *fn = "session_rotate";
+  unsigned char old_hash[crypto_hash_sha256_BYTES];
+  if (!token_hash_of(argv[0], old_hash)) return; /* not a session: NULL */
+  char token[TOKEN_TEXT_LEN + 1];
+  unsigned char hash[crypto_hash_sha256_BYTES];
+  new_token(token, hash);
+
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(conn->db, session_rotate_sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) {
+    db_error(ctx, conn, fn);
+    goto out;
+  }
+  sqlite3_bind_blob(st, 1, old_hash, sizeof old_hash, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, conn_now(conn));
+  sqlite3_bind_blob(st, 3, hash, sizeof hash, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  int rotated = rc == SQLITE_ROW, audited = 1;
+  char *why = NULL;
+  if (rotated) {
+    char session_id[37] = "", user_id[37] = "";
+    const char *sid = (const char *)sqlite3_column_text(st, 0);
+    const char *uid = (const char *)sqlite3_column_text(st, 1);
+    if (sid && sqlite3_column_bytes(st, 0) == 36) memcpy(session_id, sid, 37);
+    if (uid && sqlite3_column_bytes(st, 1) == 36) memcpy(user_id, uid, 37);
+    char *details = sqlite3_mprintf("{\"session_id\":\"%s\"}", session_id);
+    int arc = details ? audit_write(conn, "session.rotated", user_id, NULL, 1, NULL, details)
+                      : SQLITE_NOMEM;
+    sqlite3_free(details);
+    audited = arc == SQLITE_OK;
+    if (!audited)
+      why = sqlite3_mprintf("%s", arc == SQLITE_NOMEM ? "out of memory"
+                                                      : sqlite3_errmsg(conn->db));
+  }
+  while (rc == SQLITE_ROW) rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE) {
+    db_error(ctx, conn, fn);
+  } else if (!audited) {
+    /*
+    ** The old token is already dead (the UPDATE ran); handing out the new
+    ** one without its record is what must not happen. The user signs in
+    ** again.
+    */
+    fn_error(ctx, "%s: cannot write the audit row (%s); the session's old "
+                  "token no longer works and no new one is given",
+             fn, why ? why : "out of memory");
+  } else if (rotated) {
+    sqlite3_result_text(ctx, token, TOKEN_TEXT_LEN, SQLITE_TRANSIENT);
+  }
+  sqlite3_free(why);
+out:
+  sqlite3_finalize(st);
+  sodium_memzero(token, sizeof token);
+  sodium_memzero(hash, sizeof hash);
+  sodium_memzero(old_hash, sizeof old_hash);
+}
+
 /* ---- oauthdb_config(name [, value]) ---- */
 
 typedef struct config_setting {
@@ -604,12 +774,17 @@ static void oauthdb_config_fn(sqlite3_context *ctx, int argc,
 static const oauthdb_function session_functions[] = {
     {"session_create", 1, SQLITE_DIRECTONLY, session_create_fn},
     {"session_create", 2, SQLITE_DIRECTONLY, session_create_fn},
+    {"session_create", 3, SQLITE_DIRECTONLY, session_create_fn},
+    {"session_create", 4, SQLITE_DIRECTONLY, session_create_fn},
     {"session_valid", 1, SQLITE_DIRECTONLY, session_valid_fn},
     {"session_touch", 1, SQLITE_DIRECTONLY, session_touch_fn},
     {"session_revoke", 1, SQLITE_DIRECTONLY, session_revoke_fn},
     {"session_revoke", 2, SQLITE_DIRECTONLY, session_revoke_fn},
     {"session_revoke_user", 1, SQLITE_DIRECTONLY, session_revoke_user_fn},
     {"session_revoke_user", 2, SQLITE_DIRECTONLY, session_revoke_user_fn},
+    {"session_revoke_id", 1, SQLITE_DIRECTONLY, session_revoke_id_fn},
+    {"session_revoke_id", 2, SQLITE_DIRECTONLY, session_revoke_id_fn},
+    {"session_rotate", 1, SQLITE_DIRECTONLY, session_rotate_fn},
     {"oauthdb_config", 1, SQLITE_DIRECTONLY, oauthdb_config_fn},
     {"oauthdb_config", 2, SQLITE_DIRECTONLY, oauthdb_config_fn},
 };

@@ -4,9 +4,9 @@
 **   INSERT INTO oauth_token_vault(id, user_provider_id, token_type,
 **                                 access_token, refresh_token, id_token,
 **                                 scope, expires_at)
-**   VALUES (NULL, :link, 'Bearer', 'ya29.a0Af...', '1//0gX...', 'eyJ...',
+**   VALUES (uuid7(), :link, 'Bearer', 'ya29.a0Af...', '1//0gX...', 'eyJ...',
 **           'openid https://www.googleapis.com/auth/gmail.readonly',
-**           unixepoch() + 3599);                  -- id NULL: a new uuid7()
+**           unixepoch() + 3599) RETURNING id;      -- the caller makes the id
 **   SELECT access_token FROM oauth_token_vault WHERE user_provider_id = :link
 **      AND is_active = 1;                         -- 'ya29.a0Af...'
 **   UPDATE oauth_token_vault SET access_token = :new, expires_at = :exp,
@@ -499,8 +499,6 @@ static int vault_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
 
 #define VAULT_OLD_ROW_SQL VAULT_SELECT " WHERE rowid = ?1"
 
-#define VAULT_NEW_ID_SQL "SELECT uuid7()"
-
 /*
 ** The fingerprints are computed in the INSERT from the bound plaintexts, so
 ** only they are stored (token_fingerprint: keyed BLAKE2b, tokens.c).
@@ -700,19 +698,6 @@ static int old_row_read(vault_vtab *v, sqlite3_int64 rowid, old_row *r) {
   return rc;
 }
 
-/* A new id from uuid7() (uuid7.c keeps its generator to itself). */
-static char *new_id(vault_vtab *v) {
-  sqlite3_stmt *st = write_stmt(v, STMT_VAULT_NEW_ID, VAULT_NEW_ID_SQL);
-  if (!st) return NULL;
-  char *id = NULL;
-  if (sqlite3_step(st) == SQLITE_ROW)
-    id = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(st, 0));
-  else
-    set_table_error(v, "cannot make an id: ");
-  sqlite3_reset(st);
-  return id;
-}
-
 /* The vault columns that hold sealed values, in column order. */
 static const int sealed_cols[] = {VCOL_ACCESS_TOKEN, VCOL_REFRESH_TOKEN, VCOL_ID_TOKEN};
 #define N_SEALED ((int)(sizeof sealed_cols / sizeof sealed_cols[0]))
@@ -730,10 +715,20 @@ static int sealed_slot(int col) {
 
 static int vault_insert(vault_vtab *v, sqlite3_value *rowid,
                         sqlite3_value **col, sqlite3_int64 *out_rowid) {
-  char *id = sqlite3_value_type(col[VCOL_ID]) == SQLITE_NULL
-                 ? new_id(v)
-                 : sqlite3_mprintf("%s", (const char *)sqlite3_value_text(col[VCOL_ID]));
-  if (!id) return v->base.zErrMsg ? SQLITE_ERROR : SQLITE_NOMEM;
+  /*
+  ** The caller makes the id. An INSERT ... RETURNING on a virtual table
+  ** reports the values the statement passed in, not what xUpdate stored,
+  ** so an id made here would come back as NULL: the application would
+  ** hold a row it cannot name.
+  */
+  if (sqlite3_value_type(col[VCOL_ID]) == SQLITE_NULL) {
+    vtab_set_error(&v->base, "oauth_token_vault: id is required; pass uuid7(): "
+                   "INSERT INTO oauth_token_vault(id, user_provider_id, ...) "
+                   "VALUES (uuid7(), ...) RETURNING id");
+    return SQLITE_CONSTRAINT;
+  }
+  char *id = sqlite3_mprintf("%s", (const char *)sqlite3_value_text(col[VCOL_ID]));
+  if (!id) return SQLITE_NOMEM;
   sealed_buf sealed[N_SEALED] = {{0}};
   int rc = SQLITE_OK;
   for (int k = 0; k < N_SEALED && rc == SQLITE_OK; k++)

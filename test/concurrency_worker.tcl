@@ -106,8 +106,9 @@ while {$ops < $max_ops && [clock milliseconds] < $deadline} {
           VALUES ($link, $uid, 'google', 'conc-' || $link);
           INSERT INTO oauth_token_vault(id, user_provider_id, access_token, refresh_token, expires_at)
           VALUES ($tid, $link, $a, $rt, unixepoch() + 3599);
-          INSERT INTO auth_audit_log(id, user_id, action, details)
-          VALUES (uuid7(), $uid, 'app.link', json_object('worker', $n, 'link', $link));
+          INSERT INTO auth_audit_log(id, timestamp, user_id, action, details)
+          SELECT id, timestamp, $uid, 'app.link', json_object('worker', $n, 'link', $link)
+            FROM auth_audit_log_new_id;
         }
       }
       dict set tokens $tid 1
@@ -150,8 +151,9 @@ while {$ops < $max_ops && [clock milliseconds] < $deadline} {
     if {[catch {
       set s [expr {$seq + 1}]
       w eval {
-        INSERT INTO auth_audit_log(id, user_id, action, details)
-        VALUES (uuid7(), $uid, 'app.note', json_object('worker', $n, 'seq', $s))
+        INSERT INTO auth_audit_log(id, timestamp, user_id, action, details)
+        SELECT id, timestamp, $uid, 'app.note', json_object('worker', $n, 'seq', $s)
+          FROM auth_audit_log_new_id
       }
       set seq $s
       committed note $s

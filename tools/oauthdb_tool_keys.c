@@ -649,10 +649,11 @@ static const char remaining_sql[] =
 
 /* Write the audit row unless a rerun already did, in one statement. */
 static const char audit_sql[] =
-    "INSERT INTO auth_audit_log(id, action, actor, success, details)"
-    " SELECT uuid7(), 'key.rotated', ?1, 1, json_object('old_key_id', ?2,"
+    "INSERT INTO auth_audit_log(id, timestamp, action, actor, success, details)"
+    " SELECT n.id, n.timestamp, 'key.rotated', ?1, 1, json_object('old_key_id', ?2,"
     "   'new_key_id', ?3, 'resealed_by_this_run', CAST(?4 AS INTEGER),"
     "   'batches_by_this_run', CAST(?5 AS INTEGER), 'keyring', ?6)"
+    " FROM auth_audit_log_new_id AS n"
     " WHERE NOT EXISTS (SELECT 1 FROM auth_audit_log WHERE action = 'key.rotated'"
     "   AND timestamp >= CAST(?7 AS INTEGER) AND json_extract(details, '$.new_key_id') = ?3)";
 

@@ -30,6 +30,28 @@ AS $$
            'hex')::uuid
 $$;
 
+-- oauthdb_audit_id(): the default id of auth_audit_log, made so that rows
+-- sort in the order they were written under the documented ORDER BY
+-- timestamp, id (the SQLite rule, docs/SCHEMA.md "Audit order"): a UUIDv7
+-- whose 48-bit millisecond is clock_timestamp()'s, whose 12 bits after the
+-- version are 0, and whose last 62 bits are the next value of the sequence
+-- auth_audit_log_order, with the variant bits 10 on top.  Within one
+-- millisecond the sequence orders the ids; nextval() never goes back, even
+-- across sessions.  auth_audit_log.timestamp defaults to clock_timestamp()
+-- too (when the row was written, not when its transaction began).  Rows the
+-- exporter copies keep SQLite's ids and timestamps, ordered by the same rule.
+CREATE SEQUENCE auth_audit_log_order AS bigint;
+
+CREATE FUNCTION oauthdb_audit_id() RETURNS uuid
+LANGUAGE sql VOLATILE PARALLEL SAFE
+AS $$
+  SELECT encode(
+           substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+           || '\x7000'::bytea
+           || int8send(nextval('auth_audit_log_order') | (-9223372036854775807 - 1)),
+           'hex')::uuid
+$$;
+
 -- scope_has(scope, wanted): is WANTED one of the space-separated scope
 -- tokens of SCOPE (RFC 6749 section 3.3)?  Whole tokens, byte for byte, never
 -- a substring (LIKE '%calendar%' would match calendar.readonly).  NULL in,
@@ -232,7 +254,7 @@ CREATE TABLE token_refresh_log (
 );
 
 CREATE TABLE auth_audit_log (
-  id          uuid        NOT NULL DEFAULT oauthdb_uuid7() PRIMARY KEY,
+  id          uuid        NOT NULL DEFAULT oauthdb_audit_id() PRIMARY KEY,
   user_id     uuid
               REFERENCES users (id) ON DELETE SET NULL,
   action      text        NOT NULL
@@ -245,7 +267,7 @@ CREATE TABLE auth_audit_log (
               CONSTRAINT auth_audit_log_details_object CHECK (jsonb_typeof(details) = 'object'),
   ip_address  text,
   user_agent  text,
-  timestamp   timestamptz NOT NULL DEFAULT now()
+  timestamp   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 CREATE TABLE sync_logs (
@@ -371,6 +393,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE
       oauth_tokens, token_refresh_log, sync_logs
    TO oauthdb_app;
 GRANT SELECT, INSERT ON auth_audit_log TO oauthdb_app;
+GRANT USAGE ON SEQUENCE auth_audit_log_order TO oauthdb_app;
 
 -- oauthdb_readonly: everything except the secret columns (password hashes,
 -- session token hashes, sealed tokens).  Column grants name their columns,

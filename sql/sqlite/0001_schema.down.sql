@@ -2,6 +2,7 @@
 -- before parents.  Dropping a table drops its indexes and triggers with it;
 -- the implicit DELETE of DROP TABLE fires no triggers, so the append-only
 -- triggers of auth_audit_log do not stand in the way.
+DROP VIEW auth_audit_log_new_id;
 DROP TABLE sync_logs;
 DROP TABLE auth_audit_log;
 DROP TABLE token_refresh_log;

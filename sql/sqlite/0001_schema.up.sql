@@ -366,6 +366,69 @@ CREATE INDEX auth_audit_log_timestamp ON auth_audit_log (timestamp, id);
 -- Sync runs of a link by time; also user_providers ON DELETE CASCADE.
 CREATE INDEX sync_logs_link ON sync_logs (user_provider_id, started_at, id);
 
+-- auth_audit_log_new_id: the id and timestamp of the next audit row, the
+-- one source of audit ids for every writer (the extension's audit rows, the
+-- triggers of 0003, an application's own rows, `oauthdb rotate`), so that
+-- the documented order, ORDER BY timestamp, id, is the order rows were
+-- written.  One row, two columns:
+--
+--   id         an RFC 9562 UUIDv7 as lower-case 8-4-4-4-12 text, greater
+--              than every id already in the log;
+--   timestamp  the second of the id's millisecond, so that ordering by
+--              timestamp, id is ordering by id.
+--
+-- The id's 48-bit millisecond is the clock's (julianday('now'), whole
+-- milliseconds, fixed for a whole statement) when that is past the newest
+-- id's millisecond.  Otherwise (the same millisecond, or a clock that went
+-- back) it keeps the newest id's millisecond and takes its 12-bit counter
+-- (rand_a) plus one; past fff, or when the newest id is not a UUIDv7, the
+-- next millisecond with counter 0.  A fresh millisecond starts its counter
+-- at random below 800 (hex), leaving at least 2048 ids of headroom.  The
+-- variant is 10 and the last 62 bits are randomblob().
+--
+-- Writers are serialized by SQLite's write lock, and max(id) (one probe of
+-- the primary key's index) is read inside the writing transaction, so no
+-- two writers can see the same newest id.  Each reference evaluates afresh.
+-- Only SQLite built-ins: it works in the plain shell, without the extension.
+CREATE VIEW auth_audit_log_new_id (id, timestamp) AS
+WITH newest AS (
+  SELECT CASE WHEN id IS NULL THEN NULL ELSE
+              (instr('0123456789abcdef', substr(id, 1, 1)) - 1) * 17592186044416
+                   + (instr('0123456789abcdef', substr(id, 2, 1)) - 1) * 1099511627776
+                   + (instr('0123456789abcdef', substr(id, 3, 1)) - 1) * 68719476736
+                   + (instr('0123456789abcdef', substr(id, 4, 1)) - 1) * 4294967296
+                   + (instr('0123456789abcdef', substr(id, 5, 1)) - 1) * 268435456
+                   + (instr('0123456789abcdef', substr(id, 6, 1)) - 1) * 16777216
+                   + (instr('0123456789abcdef', substr(id, 7, 1)) - 1) * 1048576
+                   + (instr('0123456789abcdef', substr(id, 8, 1)) - 1) * 65536
+                   + (instr('0123456789abcdef', substr(id, 10, 1)) - 1) * 4096
+                   + (instr('0123456789abcdef', substr(id, 11, 1)) - 1) * 256
+                   + (instr('0123456789abcdef', substr(id, 12, 1)) - 1) * 16
+                   + (instr('0123456789abcdef', substr(id, 13, 1)) - 1) END AS ms,
+         CASE WHEN id IS NULL THEN NULL ELSE
+              (instr('0123456789abcdef', substr(id, 16, 1)) - 1) * 256
+                   + (instr('0123456789abcdef', substr(id, 17, 1)) - 1) * 16
+                   + (instr('0123456789abcdef', substr(id, 18, 1)) - 1) END AS seq,
+         substr(id, 15, 1) = '7' AS v7
+    FROM (SELECT max(id) AS id FROM auth_audit_log)
+),
+clock AS (
+  SELECT CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER) AS ms
+),
+next AS (
+  SELECT CASE WHEN newest.ms IS NULL OR clock.ms > newest.ms THEN clock.ms
+              WHEN newest.v7 AND newest.seq < 4095 THEN newest.ms
+              ELSE newest.ms + 1 END AS ms,
+         CASE WHEN newest.ms IS NULL OR clock.ms > newest.ms THEN random() & 2047
+              WHEN newest.v7 AND newest.seq < 4095 THEN newest.seq + 1
+              ELSE 0 END AS seq
+    FROM newest, clock
+)
+SELECT printf('%s-%s-7%03x-%x%s-%s', substr(h, 1, 8), substr(h, 9, 4), seq,
+              8 + (random() & 3), substr(rnd, 1, 3), substr(rnd, 4, 12)),
+       ms / 1000
+  FROM (SELECT printf('%012x', ms) AS h, ms, seq, lower(hex(randomblob(8))) AS rnd FROM next);
+
 -- auth_audit_log is append-only.
 --
 -- UPDATE is refused, with one exception: deleting a user makes the foreign

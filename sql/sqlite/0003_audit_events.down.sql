@@ -1,5 +1,5 @@
 -- oauthdb migration 0003 (SQLite), down: drops the audit triggers of users
--- and user_providers and the id view they use.  The rows they wrote stay in
+-- and user_providers (the id view they use belongs to 0001).  The rows they wrote stay in
 -- auth_audit_log: the log is append-only.
 DROP TRIGGER user_providers_audit_deleted;
 DROP TRIGGER user_providers_audit_unlinked;
@@ -9,4 +9,3 @@ DROP TRIGGER users_audit_deleted;
 DROP TRIGGER users_audit_reactivated;
 DROP TRIGGER users_audit_deactivated;
 DROP TRIGGER users_audit_created;
-DROP VIEW auth_audit_log_new_id;

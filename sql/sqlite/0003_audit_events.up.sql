@@ -26,56 +26,19 @@
 -- trigger cannot know who ran the statement.
 --
 -- Nothing here calls an extension function, so the triggers work in the
--- plain sqlite3 shell and any program that never loads oauthdb.  The id of
--- each row comes from the view auth_audit_log_new_id below, the one place
--- that makes a UUIDv7 in plain SQL.  (Like every write to auth_audit_log,
+-- plain sqlite3 shell and any program that never loads oauthdb.  The id and
+-- timestamp of each row come from the view auth_audit_log_new_id (0001), the
+-- one source of audit ids, so these rows and the extension's sort in the
+-- order they were written.  (Like every write to auth_audit_log,
 -- whose CHECKs call json_valid(), they need trusted_schema on before
 -- SQLite 3.45, where the JSON functions are not INNOCUOUS.)
-
--- One new auth_audit_log id: an RFC 9562 UUIDv7 as lowercase 8-4-4-4-12
--- text, which auth_audit_log_id_uuid accepts.
---
---   unix_ts_ms  48 bits  from julianday('now'), which SQLite computes from
---                        whole milliseconds ('subsec' needs 3.42); 'now' is
---                        fixed for the whole statement, so it equals the
---                        timestamp the row gets (unixepoch()) at 1000:1
---   ver          4 bits  7
---   rand_a      12 bits  a counter: the newest id in the log plus one when
---                        that id is of the same millisecond (and below fff),
---                        otherwise random with the top bit clear; so rows of
---                        one millisecond still sort in insertion order, as
---                        the extension's uuid7() does per connection
---   var          2 bits  10 (8, 9, a or b)
---   rand_b      62 bits  randomblob(): the rest of the variant digit and
---                        15 hex digits
---
--- max(id) is one probe of the primary key's index, not a scan.  Each
--- reference to the view evaluates it afresh.
-CREATE VIEW auth_audit_log_new_id (id) AS
-SELECT printf('%s-%s-7%03x-%x%s-%s',
-              substr(ms, 1, 8), substr(ms, 9, 4),
-              CASE
-                WHEN substr(newest, 1, 8) || substr(newest, 10, 4) = ms
-                 AND substr(newest, 15, 1) = '7'
-                 AND substr(newest, 16, 3) <> 'fff'
-                THEN (instr('0123456789abcdef', substr(newest, 16, 1)) - 1) * 256
-                   + (instr('0123456789abcdef', substr(newest, 17, 1)) - 1) * 16
-                   + (instr('0123456789abcdef', substr(newest, 18, 1)) - 1) + 1
-                ELSE random() & 2047
-              END,
-              8 + (random() & 3),
-              substr(rnd, 1, 3), substr(rnd, 4, 12))
-  FROM (SELECT printf('%012x',
-                      CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER)) AS ms,
-               (SELECT max(id) FROM auth_audit_log) AS newest,
-               lower(hex(randomblob(8))) AS rnd);
 
 CREATE TRIGGER users_audit_created
 AFTER INSERT ON users
 FOR EACH ROW
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, action, details)
-  SELECT id, NEW.id, 'user.created', '{}'
+  INSERT INTO auth_audit_log (id, timestamp, user_id, action, details)
+  SELECT id, timestamp, NEW.id, 'user.created', '{}'
     FROM auth_audit_log_new_id;
 END;
 
@@ -88,8 +51,8 @@ AFTER UPDATE OF is_active, deactivated_at ON users
 FOR EACH ROW
 WHEN OLD.is_active = 1 AND NEW.is_active = 0
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, action, details)
-  SELECT id, NEW.id, 'user.deactivated',
+  INSERT INTO auth_audit_log (id, timestamp, user_id, action, details)
+  SELECT id, timestamp, NEW.id, 'user.deactivated',
          json_object('deactivated_at', NEW.deactivated_at)
     FROM auth_audit_log_new_id;
 END;
@@ -99,8 +62,8 @@ AFTER UPDATE OF is_active, deactivated_at ON users
 FOR EACH ROW
 WHEN OLD.is_active = 0 AND NEW.is_active = 1
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, action, details)
-  SELECT id, NEW.id, 'user.reactivated', '{}'
+  INSERT INTO auth_audit_log (id, timestamp, user_id, action, details)
+  SELECT id, timestamp, NEW.id, 'user.reactivated', '{}'
     FROM auth_audit_log_new_id;
 END;
 
@@ -111,8 +74,8 @@ CREATE TRIGGER users_audit_deleted
 AFTER DELETE ON users
 FOR EACH ROW
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, action, details)
-  SELECT id, NULL, 'user.deleted', json_object('user_id', OLD.id)
+  INSERT INTO auth_audit_log (id, timestamp, user_id, action, details)
+  SELECT id, timestamp, NULL, 'user.deleted', json_object('user_id', OLD.id)
     FROM auth_audit_log_new_id;
 END;
 
@@ -122,8 +85,8 @@ AFTER INSERT ON user_providers
 FOR EACH ROW
 WHEN NEW.is_active = 1
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, action, provider, details)
-  SELECT id, NEW.user_id, 'provider.linked', NEW.provider,
+  INSERT INTO auth_audit_log (id, timestamp, user_id, action, provider, details)
+  SELECT id, timestamp, NEW.user_id, 'provider.linked', NEW.provider,
          json_object('user_provider_id', NEW.id, 'provider', NEW.provider)
     FROM auth_audit_log_new_id;
 END;
@@ -133,8 +96,8 @@ AFTER UPDATE OF is_active, unlinked_at ON user_providers
 FOR EACH ROW
 WHEN OLD.is_active = 0 AND NEW.is_active = 1
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, action, provider, details)
-  SELECT id, NEW.user_id, 'provider.linked', NEW.provider,
+  INSERT INTO auth_audit_log (id, timestamp, user_id, action, provider, details)
+  SELECT id, timestamp, NEW.user_id, 'provider.linked', NEW.provider,
          json_object('user_provider_id', NEW.id, 'provider', NEW.provider)
     FROM auth_audit_log_new_id;
 END;
@@ -144,8 +107,8 @@ AFTER UPDATE OF is_active, unlinked_at ON user_providers
 FOR EACH ROW
 WHEN OLD.is_active = 1 AND NEW.is_active = 0
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, action, provider, details)
-  SELECT id, NEW.user_id, 'provider.unlinked', NEW.provider,
+  INSERT INTO auth_audit_log (id, timestamp, user_id, action, provider, details)
+  SELECT id, timestamp, NEW.user_id, 'provider.unlinked', NEW.provider,
          json_object('user_provider_id', NEW.id, 'provider', NEW.provider,
                      'unlinked_at', NEW.unlinked_at)
     FROM auth_audit_log_new_id;
@@ -159,8 +122,8 @@ AFTER DELETE ON user_providers
 FOR EACH ROW
 WHEN OLD.is_active = 1 AND EXISTS (SELECT 1 FROM users WHERE id = OLD.user_id)
 BEGIN
-  INSERT INTO auth_audit_log (id, user_id, action, provider, details)
-  SELECT id, OLD.user_id, 'provider.unlinked', OLD.provider,
+  INSERT INTO auth_audit_log (id, timestamp, user_id, action, provider, details)
+  SELECT id, timestamp, OLD.user_id, 'provider.unlinked', OLD.provider,
          json_object('user_provider_id', OLD.id, 'provider', OLD.provider,
                      'link_deleted', json('true'))
     FROM auth_audit_log_new_id;

@@ -38,8 +38,8 @@ try {
 // The vault: plaintext in, sealed at rest, plaintext out.
 const link = one(`INSERT INTO user_providers(id, user_id, provider, provider_id)
                   VALUES (uuid7(), ?, 'google', 'node-1') RETURNING id`, uid);
-db.prepare(`INSERT INTO oauth_token_vault(user_provider_id, access_token, refresh_token, expires_at)
-            VALUES (?, 'ya29.vault-tour', '1//vault-tour', unixepoch() + 3599)`).run(link);
+db.prepare(`INSERT INTO oauth_token_vault(id, user_provider_id, access_token, refresh_token, expires_at)
+            VALUES (uuid7(), ?, 'ya29.vault-tour', '1//vault-tour', unixepoch() + 3599)`).run(link);
 out.push(one('SELECT access_token FROM oauth_token_vault WHERE user_provider_id = ?', link));
 out.push(one('SELECT typeof(access_token) FROM oauth_tokens WHERE user_provider_id = ?', link));
 
