@@ -8,7 +8,7 @@ DESTDIR  ?=
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror
-ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE_FLAGS) -Iext -I$(BUILD) -I/usr/include/postgresql
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE_FLAGS) -Iext/core -Iext/sqlite -I$(BUILD) -I/usr/include/postgresql
 LDLIBS_EXT = -lsodium -lm
 
 ifeq ($(SANITIZE),1)
@@ -22,14 +22,16 @@ else
 SO = so
 endif
 
-# The extension: every ext/*.c plus the migrations embedded from sql/sqlite.
-EXT_SRC  = $(wildcard ext/*.c)
-EXT_OBJ  = $(patsubst ext/%.c,$(BUILD)/ext/%.o,$(EXT_SRC)) $(BUILD)/ext/sqlite_migrations.o
-EXT_HDR  = $(wildcard ext/*.h)
+# The core (ext/core: pure C, no engine headers) is shared by the SQLite
+# extension, the PostgreSQL extension and the tools.
+CORE_SRC = $(wildcard ext/core/*.c)
+CORE_OBJ = $(patsubst ext/core/%.c,$(BUILD)/core/%.o,$(CORE_SRC))
 
-# Pure parts (no sqlite3_api) shared with the tools.
-CORE_SRC = ext/keyring.c ext/seal.c ext/migration_checksum.c
-CORE_OBJ = $(patsubst ext/%.c,$(BUILD)/core/%.o,$(CORE_SRC))
+# The SQLite extension: every ext/sqlite/*.c, the core, and the migrations
+# embedded from sql/sqlite.
+EXT_SRC  = $(wildcard ext/sqlite/*.c)
+EXT_OBJ  = $(patsubst ext/sqlite/%.c,$(BUILD)/ext/%.o,$(EXT_SRC)) $(CORE_OBJ) $(BUILD)/ext/sqlite_migrations.o
+EXT_HDR  = $(wildcard ext/core/*.h ext/sqlite/*.h)
 
 EXPORT_SRC = $(wildcard tools/export*.c)
 TOOL_SRC   = $(wildcard tools/oauthdb_tool*.c)
@@ -49,21 +51,21 @@ loadable: $(BUILD)/oauthdb.$(SO)
 deps:
 	@tools/deps.sh build
 
-$(BUILD)/ext/%.o: ext/%.c $(EXT_HDR) | $(BUILD)/ext
+$(BUILD)/ext/%.o: ext/sqlite/%.c $(EXT_HDR) | $(BUILD)/ext
 	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(BUILD)/ext/sqlite_migrations.c: tools/embed_sql.sh $(wildcard sql/sqlite/*.sql) | $(BUILD)/ext
 	tools/embed_sql.sh sqlite sql/sqlite > $@.tmp && mv $@.tmp $@
 $(BUILD)/ext/postgres_migrations.c: tools/embed_sql.sh $(wildcard sql/postgres/*.sql) | $(BUILD)/ext
 	tools/embed_sql.sh postgres sql/postgres > $@.tmp && mv $@.tmp $@
-$(BUILD)/ext/%_migrations.o: $(BUILD)/ext/%_migrations.c ext/migrations.h
+$(BUILD)/ext/%_migrations.o: $(BUILD)/ext/%_migrations.c ext/core/migrations.h
 	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
 
 $(BUILD)/oauthdb.$(SO): $(EXT_OBJ)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(EXT_OBJ) $(LDLIBS_EXT)
 
-$(BUILD)/core/%.o: ext/%.c $(EXT_HDR) | $(BUILD)/core
-	$(CC) $(ALL_CFLAGS) -DOAUTHDB_NO_EXTENSION_API -c $< -o $@
+$(BUILD)/core/%.o: ext/core/%.c $(wildcard ext/core/*.h) | $(BUILD)/core
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(BUILD)/oauthdb-export: $(EXPORT_SRC) $(CORE_OBJ) $(BUILD)/ext/postgres_migrations.o $(EXT_HDR) $(wildcard tools/*.h)
 	$(CC) $(ALL_CFLAGS) -Itools -o $@ $(EXPORT_SRC) $(CORE_OBJ) $(BUILD)/ext/postgres_migrations.o -lpq -lsqlite3 -lsodium -lm
