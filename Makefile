@@ -37,6 +37,7 @@ EXPORT_SRC = $(wildcard tools/export*.c)
 TOOL_SRC   = $(wildcard tools/oauthdb_tool*.c)
 
 PROGRAMS = $(BUILD)/oauthdb.$(SO)
+
 ifneq ($(EXPORT_SRC),)
 PROGRAMS += $(BUILD)/oauthdb-export
 endif
@@ -75,6 +76,7 @@ $(BUILD)/oauthdb: $(TOOL_SRC) $(CORE_OBJ) $(EXT_HDR) $(wildcard tools/*.h)
 
 $(BUILD)/ext $(BUILD)/core:
 	mkdir -p $@
+
 
 # Test helpers compiled from test/*.c (C clients of the public surface).
 TEST_C   = $(wildcard test/*.c)

@@ -22,7 +22,7 @@ status=0
 for src in $srcs; do
   name=$(basename "$src" .c)
   bin=$build/bench/$name
-  ${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -Werror -I"$top/ext" -o "$bin" "$src" \
+  ${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -Werror -I"$top/ext/core" -I"$top/ext/sqlite" -o "$bin" "$src" \
     -lsqlite3 -lsodium -lm
   echo "== $name"
   "$bin" "$ext" || { echo "bench/run.sh: $name failed" >&2; status=1; }

@@ -46,8 +46,7 @@ void conn_release(void *p) {
   oauthdb_conn *conn = p;
   if (!conn || --conn->refs > 0) return;
   conn_finalize_all(conn);
-  keyring_free(conn->keys);
-  sqlite3_free(conn->keyring_path);
+  keyring_file_close(&conn->keyring);
   sodium_memzero(conn, sizeof *conn);
   sqlite3_free(conn);
 }

@@ -176,9 +176,9 @@ static int keys_filter(sqlite3_vtab_cursor *cur, int idx_num,
   c->n = c->i = 0;
 
   char *err = NULL;
-  keyring *kr = conn_keyring(v->conn, &err);
+  keyring *kr = connection_keyring(v->conn, &err);
   if (!kr) {
-    /* conn_keyring's message says how to load one. */
+    /* connection_keyring's message says how to load one. */
     vtab_set_error(cur->pVtab, "oauthdb_keys: %s", err ? err : "out of memory");
     sqlite3_free(err);
     return SQLITE_ERROR;

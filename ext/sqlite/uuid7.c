@@ -30,55 +30,17 @@
 ** uuid7() is INNOCUOUS (it reveals nothing and writes nothing) but not
 ** DETERMINISTIC. uuid7_timestamp() is pure: DETERMINISTIC and INNOCUOUS.
 */
-#include <sodium.h>
 #include <string.h>
-#include <time.h>
 #include "oauthdb.h"
+#include "uuid7.h"
 
 SQLITE_EXTENSION_INIT3
 
-#define UUID7_TEXT_LEN 36
-#define UUID7_COUNTER_MAX 0xFFF
-
-static int64_t wall_clock_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A random counter seed with its top bit clear: room for >= 2048 more ids. */
-static uint32_t counter_seed(void) {
-  return randombytes_uniform(UUID7_COUNTER_MAX / 2 + 1);
-}
-
 /* Write the next id of this connection as 36 lowercase characters + NUL. */
 static void uuid7_next(oauthdb_conn *conn, char out[UUID7_TEXT_LEN + 1]) {
-  int64_t now = wall_clock_ms();
-  if (now > conn->uuid7_last_ms) {
-    conn->uuid7_last_ms = now;
-    conn->uuid7_counter = counter_seed();
-  } else if (++conn->uuid7_counter > UUID7_COUNTER_MAX) {
-    conn->uuid7_last_ms++;
-    conn->uuid7_counter = counter_seed();
-  }
-  uint64_t ms = (uint64_t)conn->uuid7_last_ms;
-  uint32_t counter = conn->uuid7_counter;
-
-  unsigned char b[16];
-  randombytes_buf(b + 8, 8);
-  for (int i = 0; i < 6; i++) b[i] = (unsigned char)(ms >> (40 - 8 * i));
-  b[6] = (unsigned char)(0x70 | (counter >> 8));
-  b[7] = (unsigned char)(counter & 0xFF);
-  b[8] = (unsigned char)(0x80 | (b[8] & 0x3F));
-
-  static const char hex[] = "0123456789abcdef";
-  char *p = out;
-  for (int i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
-    *p++ = hex[b[i] >> 4];
-    *p++ = hex[b[i] & 0x0F];
-  }
-  *p = '\0';
+  unsigned char b[UUID7_BYTES];
+  uuid7_next_bytes(&conn->uuid7, b);
+  uuid7_format(b, out);
 }
 
 static void uuid7_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
