@@ -38,6 +38,18 @@ TOOL_SRC   = $(wildcard tools/oauthdb_tool*.c)
 
 PROGRAMS = $(BUILD)/oauthdb.$(SO)
 
+# The PostgreSQL extension (ext/postgres, PGXS), built when the server
+# headers are installed -- asked of dpkg, as tools/deps.sh does.
+# `make check` installs them first (deps.sh test), so it always builds it.
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+HAVE_PG_SERVER := $(shell dpkg-query -W -f='$${Status}' postgresql-server-dev-15 2>/dev/null | grep -q 'ok installed' && echo 1)
+PG_EXT = $(BUILD)/postgres/oauthdb.so
+PG_EXT_MAKE = $(MAKE) --no-print-directory -C $(BUILD)/postgres \
+              -f $(CURDIR)/ext/postgres/Makefile VPATH=$(CURDIR)/ext/postgres \
+              PG_CONFIG=$(PG_CONFIG)
+ifeq ($(HAVE_PG_SERVER),1)
+PROGRAMS += $(PG_EXT)
+endif
 ifneq ($(EXPORT_SRC),)
 PROGRAMS += $(BUILD)/oauthdb-export
 endif
@@ -74,9 +86,13 @@ $(BUILD)/oauthdb-export: $(EXPORT_SRC) $(CORE_OBJ) $(BUILD)/ext/postgres_migrati
 $(BUILD)/oauthdb: $(TOOL_SRC) $(CORE_OBJ) $(EXT_HDR) $(wildcard tools/*.h)
 	$(CC) $(ALL_CFLAGS) -Itools -DOAUTHDB_PREFIX='"$(PREFIX)"' -o $@ $(TOOL_SRC) $(CORE_OBJ) -lsqlite3 -lsodium -lm
 
-$(BUILD)/ext $(BUILD)/core:
+$(BUILD)/ext $(BUILD)/core $(BUILD)/postgres:
 	mkdir -p $@
 
+# PGXS's own flags (pg_config's CFLAGS), not ours: no sanitizer in the
+# server's address space (see test/run.sh for how the tests load it).
+$(PG_EXT): $(wildcard ext/postgres/*) $(wildcard ext/core/*) | $(BUILD)/postgres
+	$(PG_EXT_MAKE)
 
 # Test helpers compiled from test/*.c (C clients of the public surface).
 TEST_C   = $(wildcard test/*.c)
@@ -160,6 +176,7 @@ install: all
 	install -m 0644 $(BUILD)/oauthdb.$(SO) $(DESTDIR)$(PREFIX)/lib/oauthdb/
 	if [ -e $(BUILD)/oauthdb-export ]; then install -m 0755 $(BUILD)/oauthdb-export $(DESTDIR)$(PREFIX)/bin/; fi
 	if [ -e $(BUILD)/oauthdb ]; then install -m 0755 $(BUILD)/oauthdb $(DESTDIR)$(PREFIX)/bin/; fi
+	if [ -e $(PG_EXT) ]; then $(PG_EXT_MAKE) install DESTDIR=$(DESTDIR); fi
 
 clean:
 	rm -rf build

@@ -22,11 +22,15 @@ need libsqlite3-dev has_file /usr/include/sqlite3ext.h
 need libsodium-dev  has_file /usr/include/sodium.h
 need libpq-dev      has_file /usr/include/postgresql/libpq-fe.h
 need sqlite3        command -v sqlite3
+# The PostgreSQL extension (ext/postgres, PGXS). `make` builds it when this
+# is installed; `make check` and `make bench` install it and always do.
+pg_server_dev() { dpkg-query -W -f='${Status}' postgresql-server-dev-15 2>/dev/null | grep -q 'ok installed'; }
 case $want in
 test|bench)
   need tcl            command -v tclsh
   need libsqlite3-tcl sh -c 'echo "package require sqlite3" | tclsh'
   need postgresql     has_file /usr/lib/postgresql/15/bin/initdb
+  need postgresql-server-dev-15 pg_server_dev
   need python3        has_file /usr/bin/python3
   need python3-nacl   /usr/bin/python3 -c "import nacl.bindings"   # test/format_vectors.py
   need valgrind       command -v valgrind
