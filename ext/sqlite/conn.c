@@ -96,6 +96,17 @@ int conn_register_functions(sqlite3 *db, oauthdb_conn *conn,
   return SQLITE_OK;
 }
 
+int conn_register_module(sqlite3 *db, oauthdb_conn *conn, const char *name,
+                         const sqlite3_module *module, char **pzErr) {
+  conn->refs++;
+  int rc = sqlite3_create_module_v2(db, name, module, conn, conn_release);
+  /* On failure SQLite has already called conn_release. */
+  if (rc != SQLITE_OK)
+    *pzErr = sqlite3_mprintf("oauthdb: cannot register %s: %s", name,
+                             sqlite3_errmsg(db));
+  return rc;
+}
+
 void fn_error(sqlite3_context *ctx, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

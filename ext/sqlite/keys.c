@@ -251,12 +251,5 @@ static sqlite3_module keys_module = {
 };
 
 int keys_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
-  conn->refs++;
-  int rc = sqlite3_create_module_v2(db, "oauthdb_keys", &keys_module, conn,
-                                    conn_release);
-  /* On failure SQLite has already called conn_release. */
-  if (rc != SQLITE_OK)
-    *pzErr = sqlite3_mprintf("oauthdb: cannot register oauthdb_keys: %s",
-                             sqlite3_errmsg(db));
-  return rc;
+  return conn_register_module(db, conn, "oauthdb_keys", &keys_module, pzErr);
 }

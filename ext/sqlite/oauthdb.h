@@ -91,6 +91,33 @@ typedef struct oauthdb_function {
 int conn_register_functions(sqlite3 *db, oauthdb_conn *conn,
                             const oauthdb_function *fns, int n, char **pzErr);
 
+/*
+** Each feature's function table, named once more for readers of the tables
+** rather than registrars: schema_check.c takes the names of the
+** SQLITE_DIRECTONLY functions from these, so a function added to a table
+** is checked without a second list to keep in step. A feature with a table
+** declares its set with OAUTHDB_FUNCTION_SET and lists it in
+** oauthdb_function_sets (oauthdb.c).
+*/
+typedef struct oauthdb_function_set {
+  const oauthdb_function *fns;
+  int n;
+} oauthdb_function_set;
+#define OAUTHDB_FUNCTION_SET(table) \
+  const oauthdb_function_set table##_set = {table, (int)(sizeof table / sizeof table[0])}
+extern const oauthdb_function_set token_functions_set, session_functions_set,
+    password_functions_set, uuid7_functions_set, migrate_functions_set,
+    retention_functions_set;
+extern const oauthdb_function_set *const oauthdb_function_sets[];
+
+/*
+** Register an eponymous virtual table NAME whose methods get conn as their
+** client data (held by a reference, dropped by SQLite with conn_release).
+** On failure *pzErr names the table.
+*/
+int conn_register_module(sqlite3 *db, oauthdb_conn *conn, const char *name,
+                         const sqlite3_module *module, char **pzErr);
+
 /* Set an error on ctx with printf-style formatting (sqlite3_mprintf). */
 void fn_error(sqlite3_context *ctx, const char *fmt, ...);
 /* Set pVtab->zErrMsg, freeing any previous message. */

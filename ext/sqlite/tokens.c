@@ -375,6 +375,7 @@ static const oauthdb_function token_functions[] = {
     {"oauthdb_keyring", 0, SQLITE_DIRECTONLY, oauthdb_keyring_fn},
     {"oauthdb_keyring", 1, SQLITE_DIRECTONLY, oauthdb_keyring_fn},
 };
+OAUTHDB_FUNCTION_SET(token_functions);
 
 int tokens_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
   return conn_register_functions(db, conn, token_functions,

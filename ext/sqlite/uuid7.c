@@ -100,6 +100,7 @@ static const oauthdb_function uuid7_functions[] = {
     {"uuid7_timestamp", 1, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
      uuid7_timestamp_fn},
 };
+OAUTHDB_FUNCTION_SET(uuid7_functions);
 
 int uuid7_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
   return conn_register_functions(

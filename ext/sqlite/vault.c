@@ -929,14 +929,5 @@ static sqlite3_module vault_module = {
 };
 
 int vault_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
-  conn->refs++;
-  int rc = sqlite3_create_module_v2(db, "oauth_token_vault", &vault_module,
-                                    conn, conn_release);
-  /* On failure SQLite has already called conn_release. */
-  if (rc != SQLITE_OK) {
-    *pzErr = sqlite3_mprintf("oauthdb: cannot register oauth_token_vault: %s",
-                             sqlite3_errmsg(db));
-    return rc;
-  }
-  return rc;
+  return conn_register_module(db, conn, "oauth_token_vault", &vault_module, pzErr);
 }
