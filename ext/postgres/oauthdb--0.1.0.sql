@@ -47,6 +47,9 @@ CREATE FUNCTION @extschema@.token_reseal(sealed bytea, ad bytea)
 CREATE FUNCTION @extschema@.token_key_id(sealed bytea)
   RETURNS text AS 'MODULE_PATHNAME', 'token_key_id'
   LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_ad(table_name text, column_name text, id text)
+  RETURNS text AS 'MODULE_PATHNAME', 'token_ad'
+  LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION @extschema@.token_fingerprint(token text)
   RETURNS bytea AS 'MODULE_PATHNAME', 'token_fingerprint'
   LANGUAGE C STABLE STRICT PARALLEL SAFE;
@@ -85,7 +88,7 @@ REVOKE ALL ON FUNCTION
   @extschema@.token_open(bytea, text), @extschema@.token_open(bytea, bytea),
   @extschema@.token_open_bytea(bytea, text), @extschema@.token_open_bytea(bytea, bytea),
   @extschema@.token_reseal(bytea, text), @extschema@.token_reseal(bytea, bytea),
-  @extschema@.token_key_id(bytea),
+  @extschema@.token_key_id(bytea), @extschema@.token_ad(text, text, text),
   @extschema@.token_fingerprint(text), @extschema@.token_fingerprint(bytea),
   @extschema@.password_hash(text), @extschema@.password_verify(text, text),
   @extschema@.uuid7(), @extschema@.scope_has(text, text),
@@ -119,7 +122,7 @@ GRANT EXECUTE ON FUNCTION
   @extschema@.token_open(bytea, text), @extschema@.token_open(bytea, bytea),
   @extschema@.token_open_bytea(bytea, text), @extschema@.token_open_bytea(bytea, bytea),
   @extschema@.token_reseal(bytea, text), @extschema@.token_reseal(bytea, bytea),
-  @extschema@.token_key_id(bytea),
+  @extschema@.token_key_id(bytea), @extschema@.token_ad(text, text, text),
   @extschema@.token_fingerprint(text), @extschema@.token_fingerprint(bytea),
   @extschema@.password_hash(text), @extschema@.password_verify(text, text),
   @extschema@.uuid7(), @extschema@.scope_has(text, text),
@@ -131,5 +134,5 @@ GRANT SELECT ON @extschema@.oauthdb_keys TO oauthdb_app;
 -- may ask which key a value is under and test scopes, never open, seal or
 -- fingerprint (a fingerprint oracle would let them test guesses).
 GRANT EXECUTE ON FUNCTION
-  @extschema@.token_key_id(bytea), @extschema@.scope_has(text, text)
+  @extschema@.token_key_id(bytea), @extschema@.token_ad(text, text, text), @extschema@.scope_has(text, text)
   TO oauthdb_readonly, oauthdb_auditor;

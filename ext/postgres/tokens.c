@@ -10,6 +10,7 @@
 **    WHERE id = $2;
 **   SELECT token_open(access_token, 'oauth_tokens.access_token:' || id)
 **     FROM oauth_tokens WHERE id = $1;
+**   SELECT token_ad('oauth_tokens', 'access_token', id) ...  -- that AD
 **
 ** Types: sealed values are bytea. Plaintext goes in as text or bytea;
 ** token_open returns text (an error names token_open_bytea when the
@@ -34,6 +35,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
+#include "associated_data.h"
 #include "fingerprint.h"
 #include "oauthdb_pg.h"
 #include "seal.h"
@@ -49,6 +51,7 @@ PG_FUNCTION_INFO_V1(token_open_bytea);
 PG_FUNCTION_INFO_V1(token_reseal);
 PG_FUNCTION_INFO_V1(token_key_id);
 PG_FUNCTION_INFO_V1(token_fingerprint);
+PG_FUNCTION_INFO_V1(token_ad);
 
 /* FN's error for seal status S (never names plaintext, AD or key bytes). */
 static void seal_fail(const char *fn, seal_status s, const unsigned char *sealed,
@@ -230,4 +233,20 @@ Datum token_fingerprint(PG_FUNCTION_ARGS) {
                         (unsigned char *)VARDATA(out)) != 0)
     oauthdb_error(ERRCODE_OUT_OF_MEMORY, "out of memory");
   PG_RETURN_BYTEA_P(out);
+}
+
+/*
+** token_ad(table, column, id) -> 'table.column:id' (associated_data.h), the
+** same core function as SQLite's token_ad, the vault and the exporter.
+*/
+Datum token_ad(PG_FUNCTION_ARGS) {
+  char *table = text_to_cstring(PG_GETARG_TEXT_PP(0));
+  char *column = text_to_cstring(PG_GETARG_TEXT_PP(1));
+  text *id = PG_GETARG_TEXT_PP(2);
+  size_t n_id = VARSIZE_ANY_EXHDR(id);
+  size_t n = associated_data(NULL, 0, table, column, VARDATA_ANY(id), n_id);
+  text *out = palloc(VARHDRSZ + n + 1);
+  associated_data(VARDATA(out), n + 1, table, column, VARDATA_ANY(id), n_id);
+  SET_VARSIZE(out, VARHDRSZ + n);
+  PG_RETURN_TEXT_P(out);
 }

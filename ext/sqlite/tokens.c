@@ -16,6 +16,7 @@
 **      SET access_token = token_reseal(access_token,
 **                                      'oauth_tokens.access_token:' || id);
 **   SELECT token_fingerprint(:refresh_token);             -- 16-byte BLOB
+**   SELECT token_ad('oauth_tokens', 'access_token', id);  -- the AD, built by the core
 **
 ** Flags (DESIGN section 5): everything that reveals or creates a secret or
 ** changes the keyring is SQLITE_DIRECTONLY, so a hostile database file
@@ -41,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "oauthdb.h"
+#include "associated_data.h"
 #include "fingerprint.h"
 #include "seal.h"
 #include "seal_message.h"
@@ -363,6 +365,34 @@ static void oauthdb_keyring_fn(sqlite3_context *ctx, int argc, sqlite3_value **a
   sqlite3_result_int(ctx, conn->keyring.keys->n_keys);
 }
 
+/*
+** token_ad(table, column, id) -> 'table.column:id', the associated data of
+** a sealed column (associated_data.h): built by the same core function as
+** the vault's and the exporter's, so SQL cannot spell it differently.
+** Pure: DETERMINISTIC and INNOCUOUS. NULL in any argument gives NULL.
+*/
+static void token_ad_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  for (int i = 0; i < 3; i++)
+    if (sqlite3_value_type(argv[i]) == SQLITE_NULL) return;
+  const char *table = (const char *)sqlite3_value_text(argv[0]);
+  const char *column = (const char *)sqlite3_value_text(argv[1]);
+  const char *id = (const char *)sqlite3_value_text(argv[2]);
+  if (!table || !column || !id) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  size_t n_id = (size_t)sqlite3_value_bytes(argv[2]);
+  size_t n = associated_data(NULL, 0, table, column, id, n_id);
+  char *out = sqlite3_malloc64(n + 1);
+  if (!out) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  associated_data(out, n + 1, table, column, id, n_id);
+  sqlite3_result_text64(ctx, out, n, sqlite3_free, SQLITE_UTF8);
+}
+
 static const oauthdb_function token_functions[] = {
     {"token_seal", 1, SQLITE_DIRECTONLY, token_seal_fn},
     {"token_seal", 2, SQLITE_DIRECTONLY, token_seal_fn},
@@ -371,6 +401,7 @@ static const oauthdb_function token_functions[] = {
     {"token_reseal", 1, SQLITE_DIRECTONLY, token_reseal_fn},
     {"token_reseal", 2, SQLITE_DIRECTONLY, token_reseal_fn},
     {"token_key_id", 1, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, token_key_id_fn},
+    {"token_ad", 3, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, token_ad_fn},
     {"token_fingerprint", 1, SQLITE_DIRECTONLY, token_fingerprint_fn},
     {"oauthdb_keyring", 0, SQLITE_DIRECTONLY, oauthdb_keyring_fn},
     {"oauthdb_keyring", 1, SQLITE_DIRECTONLY, oauthdb_keyring_fn},
