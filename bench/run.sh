@@ -13,7 +13,7 @@ mkdir -p "$build/bench"
 
 if [ $# -gt 0 ]; then
   srcs=""
-  for n in "$@"; do srcs="$srcs $top/bench/$n.c"; done
+  for n in "$@"; do [ -e "$top/bench/$n.c" ] && srcs="$srcs $top/bench/$n.c"; done
 else
   srcs=$(ls "$top"/bench/*.c)
 fi
@@ -22,11 +22,18 @@ status=0
 for src in $srcs; do
   name=$(basename "$src" .c)
   bin=$build/bench/$name
-  ${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -Werror -I"$top/ext" -o "$bin" "$src" \
+  ${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -Werror -I"$top/ext/core" -I"$top/ext/sqlite" -o "$bin" "$src" \
     -lsqlite3 -lsodium -lm
   echo "== $name"
   "$bin" "$ext" || { echo "bench/run.sh: $name failed" >&2; status=1; }
 done
+# The PostgreSQL extension against libsodium, SQLite and pgcrypto; starts
+# its own PostgreSQL.
+if [ $# -eq 0 ] || [ "$*" = pg_seal_open ]; then
+  echo "== pg_seal_open"
+  "$top/bench/pg_seal_open.sh" "$build" || { echo "bench/run.sh: pg_seal_open failed" >&2; status=1; }
+fi
+[ "$*" = pg_seal_open ] && exit $status
 # oauthdb-export against COPY, pgloader and itself; starts its own PostgreSQL.
 if [ $# -eq 0 ]; then
   echo "== export"

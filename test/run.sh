@@ -44,11 +44,37 @@ as_pg() {
 }
 
 pgbin=/usr/lib/postgresql/15/bin
+# The PostgreSQL extension of this build (ext/postgres). PostgreSQL 15 finds
+# an extension's control file only in its own share directory (there is no
+# extension_control_path before 18), so the files are installed where
+# pg_config says, as `make install` does; that needs root (or a writable
+# PostgreSQL tree). Each run installs its build's files afresh (install(1)
+# writes new files, so a running server keeps the old mapping).
+export OAUTHDB_PG_EXT=""
+if [ -e "$build/postgres/oauthdb.so" ] && [ -x $pgbin/initdb ] && [ "${OAUTHDB_NO_POSTGRES:-}" != 1 ]; then
+  if install -m 0644 "$build/postgres/oauthdb.so" "$($pgbin/pg_config --pkglibdir)/" &&
+     install -m 0644 ext/postgres/oauthdb.control ext/postgres/oauthdb--*.sql \
+       "$($pgbin/pg_config --sharedir)/extension/"; then
+    OAUTHDB_PG_EXT=1
+  else
+    echo "run.sh: cannot install the PostgreSQL extension (run as root, or make install)" >&2
+    exit 2
+  fi
+fi
+
 if [ -x $pgbin/initdb ] && [ "${OAUTHDB_NO_POSTGRES:-}" != 1 ]; then
   pgdir=$scratch/pg
   mkdir -p "$pgdir"
   [ "$(id -u)" = 0 ] && chown postgres "$pgdir"
+  # The server's keyring (oauthdb.keyring): owned by the server's user,
+  # mode 0600, as the extension demands. Tests give databases their own.
+  if [ -n "$OAUTHDB_PG_EXT" ]; then
+    "$build/oauthdb" keygen "$pgdir/keyring" >/dev/null
+    [ "$(id -u)" = 0 ] && chown postgres "$pgdir/keyring"
+    export OAUTHDB_PG_KEYRING=$pgdir/keyring
+  fi
   if as_pg $pgbin/initdb -D "$pgdir/data" -A trust -U postgres --no-sync >"$scratch/initdb.log" 2>&1 &&
+     { [ -z "$OAUTHDB_PG_EXT" ] || echo "oauthdb.keyring = '$pgdir/keyring'" >>"$pgdir/data/postgresql.conf"; } &&
      as_pg $pgbin/pg_ctl -D "$pgdir/data" -w -l "$pgdir/log" \
        -o "-k $pgdir -c listen_addresses= -c fsync=off -c full_page_writes=off" start >/dev/null 2>&1; then
     export PGHOST=$pgdir PGUSER=postgres PGDATABASE=postgres PGPORT=5432

@@ -42,6 +42,7 @@ test|bench)
   need tcl
   need libsqlite3-tcl # `package require sqlite3` in test/tester.tcl
   need postgresql-15  # test/run.sh starts /usr/lib/postgresql/15/bin/postgres
+  need postgresql-server-dev-15  # the PostgreSQL extension (ext/postgres, PGXS): `make check` and `make bench` build and test it
   need python3
   need python3-nacl   # test/format_vectors.py
   need valgrind       # make check-valgrind

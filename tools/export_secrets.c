@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "associated_data.h"
 #include "export.h"
 #include "seal.h"
 
@@ -129,8 +130,8 @@ void secrets_free(exporter *ex) {
 ** oauth_tokens"). */
 static size_t make_ad(char *ad, size_t cap, const ex_table *t, const ex_column *c,
                       const char *id) {
-  int n = snprintf(ad, cap, "%s.%s:%s", t->name, c->name, id);
-  return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+  size_t n = associated_data(ad, cap, t->name, c->name, id, strlen(id));
+  return n >= cap ? 0 : n;
 }
 
 /* Pass 1. The reason text names the key id at most, never any bytes. */

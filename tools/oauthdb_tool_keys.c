@@ -620,19 +620,19 @@ static const char batch_end_sql[] =
 
 /*
 ** token_reseal returns a value already under the primary unchanged, but the
-** CASE spares it the open altogether. Associated data as docs/FORMAT.md
-** fixes it.
+** CASE spares it the open altogether. token_ad builds the associated data
+** with the core's function (docs/FORMAT.md).
 */
 static const char reseal_batch_sql[] =
     "UPDATE oauth_tokens SET"
     " access_token = CASE WHEN token_key_id(access_token) <> ?1"
-    "   THEN token_reseal(access_token, 'oauth_tokens.access_token:' || id)"
+    "   THEN token_reseal(access_token, token_ad('oauth_tokens', 'access_token', id))"
     "   ELSE access_token END,"
     " refresh_token = CASE WHEN refresh_token IS NOT NULL AND token_key_id(refresh_token) <> ?1"
-    "   THEN token_reseal(refresh_token, 'oauth_tokens.refresh_token:' || id)"
+    "   THEN token_reseal(refresh_token, token_ad('oauth_tokens', 'refresh_token', id))"
     "   ELSE refresh_token END,"
     " id_token = CASE WHEN id_token IS NOT NULL AND token_key_id(id_token) <> ?1"
-    "   THEN token_reseal(id_token, 'oauth_tokens.id_token:' || id)"
+    "   THEN token_reseal(id_token, token_ad('oauth_tokens', 'id_token', id))"
     "   ELSE id_token END"
     " WHERE rowid BETWEEN ?2 AND ?3 AND " NEEDS_RESEAL;
 

@@ -22,7 +22,6 @@ DROP FUNCTION auth_audit_log_no_update();
 DROP FUNCTION oauthdb_uuid7();
 DROP FUNCTION oauthdb_audit_id();
 DROP SEQUENCE auth_audit_log_order;
-DROP FUNCTION scope_has(text, text);
 
 DO $$
 DECLARE

@@ -52,24 +52,6 @@ AS $$
            'hex')::uuid
 $$;
 
--- scope_has(scope, wanted): is WANTED one of the space-separated scope
--- tokens of SCOPE (RFC 6749 section 3.3)?  Whole tokens, byte for byte, never
--- a substring (LIKE '%calendar%' would match calendar.readonly).  NULL in,
--- NULL out.  The SQLite extension has the same function (1/0 there);
--- docs/SQL.md describes both.  WANTED that is empty or holds a space can
--- never match and is an error, as in SQLite.
-CREATE FUNCTION scope_has(scope text, wanted text) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
-AS $$
-BEGIN
-  IF wanted = '' OR position(' ' IN wanted) > 0 THEN
-    RAISE EXCEPTION 'scope_has: wanted must be one scope, without spaces (ask once per scope and combine with AND)'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN wanted = ANY (string_to_array(scope, ' '));
-END
-$$;
-
 CREATE TABLE users (
   id              uuid        NOT NULL DEFAULT oauthdb_uuid7() PRIMARY KEY,
   email           text        NOT NULL

@@ -301,12 +301,5 @@ static sqlite3_module expiring_module = {
 };
 
 int expiring_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
-  conn->refs++;
-  int rc = sqlite3_create_module_v2(db, "tokens_expiring", &expiring_module,
-                                    conn, conn_release);
-  /* On failure SQLite has already called conn_release. */
-  if (rc != SQLITE_OK)
-    *pzErr = sqlite3_mprintf("oauthdb: cannot register tokens_expiring: %s",
-                             sqlite3_errmsg(db));
-  return rc;
+  return conn_register_module(db, conn, "tokens_expiring", &expiring_module, pzErr);
 }

@@ -31,23 +31,15 @@
 ** Views and triggers need no check: SQLite applies DIRECTONLY to them
 ** whenever they are used, and to DEFAULT expressions too.
 **
-** The names below must list every SQLITE_DIRECTONLY function and every
-** eponymous table the extension registers; test/hostile.test compares them
-** with pragma_function_list and pragma_module_list.
+** The DIRECTONLY functions are read from the registration tables
+** themselves (oauthdb_function_sets); the list of eponymous tables below
+** must name every one the extension registers. test/hostile.test compares
+** both with pragma_function_list and pragma_module_list.
 */
 #include <string.h>
 #include "oauthdb.h"
 
 SQLITE_EXTENSION_INIT3
-
-static const char *const directonly_functions[] = {
-    "token_seal",      "token_open",          "token_reseal",
-    "token_fingerprint", "oauthdb_keyring",   "session_create",
-    "session_valid",   "session_touch",       "session_revoke",
-    "session_revoke_user", "session_revoke_id", "session_rotate",
-    "oauthdb_config",  "password_hash",
-    "password_verify", "oauthdb_migrate",     "oauthdb_purge",
-};
 
 static const char *const eponymous_tables[] = {
     "oauthdb_connection", "oauth_token_vault", "oauthdb_keys",
@@ -66,9 +58,14 @@ static int space_char(unsigned char c) { return c == ' ' || (c >= 9 && c <= 13);
 
 /* The function name a token of n bytes spells (ASCII case-insensitive). */
 static const char *function_named(const char *s, size_t n) {
-  for (size_t i = 0; i < sizeof directonly_functions / sizeof *directonly_functions; i++) {
-    const char *f = directonly_functions[i];
-    if (strlen(f) == n && sqlite3_strnicmp(s, f, (int)n) == 0) return f;
+  for (int k = 0; oauthdb_function_sets[k]; k++) {
+    const oauthdb_function_set *set = oauthdb_function_sets[k];
+    for (int i = 0; i < set->n; i++) {
+      const char *f = set->fns[i].name;
+      if ((set->fns[i].flags & SQLITE_DIRECTONLY) && strlen(f) == n &&
+          sqlite3_strnicmp(s, f, (int)n) == 0)
+        return f;
+    }
   }
   return NULL;
 }

@@ -19,7 +19,9 @@ SQLITE_EXTENSION_INIT3
 #endif
 
 #include "keyring.h"
+#include "keyring_file.h"
 #include "seal.h"
+#include "uuid7.h"
 
 #define OAUTHDB_VERSION "0.1.0"
 
@@ -52,24 +54,16 @@ typedef struct oauthdb_conn oauthdb_conn;
 struct oauthdb_conn {
   sqlite3 *db;
   int refs;                       /* function registrations holding this */
-  keyring *keys;                  /* NULL until loaded (see tokens.c) */
-  char *keyring_path;             /* where keys came from, for messages */
-  /* The keyring file as it was when loaded, and when that was last
-     compared with the file: a rotation by another process is picked up
-     within a second (tokens.c, keyring_current). */
-  struct keyring_stamp {
-    unsigned long long dev, ino, size;
-    long long mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
-  } keyring_stamp;
-  long long keyring_checked_at;
+  /* The connection's keyring, following its file after a rotation by
+     another process (connection_keyring.c, keyring_file.h). */
+  keyring_file keyring;
   sqlite3_stmt *stmts[STMT__COUNT];
   int64_t session_idle_timeout;   /* seconds; see session.c for defaults */
   int64_t session_absolute_timeout;
   int in_retention;               /* set while oauthdb_purge deletes */
   int guard_connected;            /* conn.c: the cache's owner is live */
   int64_t clock_override;         /* session.c: unix seconds, 0 = real time (tests) */
-  int64_t uuid7_last_ms;          /* uuid7.c: timestamp of the last id issued */
-  uint32_t uuid7_counter;         /* uuid7.c: 12-bit counter within that ms */
+  uuid7_state uuid7;              /* uuid7.c: ids of this connection increase */
 };
 
 /* conn.c */
@@ -96,6 +90,33 @@ typedef struct oauthdb_function {
 int conn_register_functions(sqlite3 *db, oauthdb_conn *conn,
                             const oauthdb_function *fns, int n, char **pzErr);
 
+/*
+** Each feature's function table, named once more for readers of the tables
+** rather than registrars: schema_check.c takes the names of the
+** SQLITE_DIRECTONLY functions from these, so a function added to a table
+** is checked without a second list to keep in step. A feature with a table
+** declares its set with OAUTHDB_FUNCTION_SET and lists it in
+** oauthdb_function_sets (oauthdb.c).
+*/
+typedef struct oauthdb_function_set {
+  const oauthdb_function *fns;
+  int n;
+} oauthdb_function_set;
+#define OAUTHDB_FUNCTION_SET(table) \
+  const oauthdb_function_set table##_set = {table, (int)(sizeof table / sizeof table[0])}
+extern const oauthdb_function_set token_functions_set, session_functions_set,
+    password_functions_set, uuid7_functions_set, migrate_functions_set,
+    retention_functions_set;
+extern const oauthdb_function_set *const oauthdb_function_sets[];
+
+/*
+** Register an eponymous virtual table NAME whose methods get conn as their
+** client data (held by a reference, dropped by SQLite with conn_release).
+** On failure *pzErr names the table.
+*/
+int conn_register_module(sqlite3 *db, oauthdb_conn *conn, const char *name,
+                         const sqlite3_module *module, char **pzErr);
+
 /* Set an error on ctx with printf-style formatting (sqlite3_mprintf). */
 void fn_error(sqlite3_context *ctx, const char *fmt, ...);
 /* Set pVtab->zErrMsg, freeing any previous message. */
@@ -104,10 +125,14 @@ void vtab_set_error(sqlite3_vtab *vtab, const char *fmt, ...);
 const char *storage_class_name(int type);
 
 /*
-** The connection's keyring: loads it from $OAUTHDB_KEYRING on first use.
-** Returns NULL and sets *pzErr (sqlite3_malloc'd) when there is none.
+** connection_keyring.c: the connection's keyring, loaded from
+** $OAUTHDB_KEYRING on first use and reloaded when its file changes.
+** Returns NULL and sets *pzErr (sqlite3_malloc'd; NULL when out of memory)
+** when there is none. connection_keyring_load loads PATH instead
+** (oauthdb_keyring(path)), zeroing the keys it replaces.
 */
-keyring *conn_keyring(oauthdb_conn *conn, char **pzErr);
+keyring *connection_keyring(oauthdb_conn *conn, char **pzErr);
+int connection_keyring_load(oauthdb_conn *conn, const char *path, char **pzErr);
 
 /*
 ** tokens.c: why a seal or an open failed, as "FN: ..." (sqlite3_malloc'd;

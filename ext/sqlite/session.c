@@ -788,6 +788,7 @@ static const oauthdb_function session_functions[] = {
     {"oauthdb_config", 1, SQLITE_DIRECTONLY, oauthdb_config_fn},
     {"oauthdb_config", 2, SQLITE_DIRECTONLY, oauthdb_config_fn},
 };
+OAUTHDB_FUNCTION_SET(session_functions);
 
 int session_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
   return conn_register_functions(

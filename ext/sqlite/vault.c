@@ -35,6 +35,7 @@
 #include <sodium.h>
 #include <string.h>
 #include "audit.h"
+#include "associated_data.h"
 #include "oauthdb.h"
 #include "seal.h"
 
@@ -154,17 +155,15 @@ typedef struct vault_cursor {
 
 static char *ad_build(char buf[VAULT_AD_STACK], const char *column,
                       const char *id, int n_id, int *n_ad) {
-  static const char table[] = "oauth_tokens.";
-  size_t n_table = sizeof table - 1, n_col = strlen(column);
-  int n = (int)(n_table + n_col + 1) + n_id;
-  char *p = n < VAULT_AD_STACK ? buf : sqlite3_malloc(n + 1);
-  if (!p) return NULL;
-  memcpy(p, table, n_table);
-  memcpy(p + n_table, column, n_col);
-  p[n_table + n_col] = ':';
-  if (n_id) memcpy(p + n_table + n_col + 1, id, (size_t)n_id);
-  p[n] = '\0';
-  *n_ad = n;
+  size_t n = associated_data(buf, VAULT_AD_STACK, "oauth_tokens", column, id,
+                             (size_t)n_id);
+  char *p = buf;
+  if (n >= VAULT_AD_STACK) {
+    p = sqlite3_malloc64(n + 1);
+    if (!p) return NULL;
+    associated_data(p, n + 1, "oauth_tokens", column, id, (size_t)n_id);
+  }
+  *n_ad = (int)n;
   return p;
 }
 
@@ -205,7 +204,7 @@ static int vault_open(vault_vtab *v, const char *column, const char *id,
                       unsigned char *out, char **err) {
   *err = NULL;
   char *why = NULL;
-  keyring *kr = conn_keyring(v->conn, &why);
+  keyring *kr = connection_keyring(v->conn, &why);
   if (kr) {
     char buf[VAULT_AD_STACK];
     int n_ad = 0;
@@ -580,7 +579,7 @@ static int seal_column(vault_vtab *v, const char *column, const char *id,
     return SQLITE_TOOBIG;
   }
   char *err = NULL;
-  keyring *kr = conn_keyring(v->conn, &err);
+  keyring *kr = connection_keyring(v->conn, &err);
   if (!kr) {
     vtab_set_error(&v->base, "oauth_token_vault: cannot seal %s of row %s: %s",
                    column, id, err ? err : "out of memory");
@@ -983,14 +982,5 @@ static sqlite3_module vault_module = {
 };
 
 int vault_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
-  conn->refs++;
-  int rc = sqlite3_create_module_v2(db, "oauth_token_vault", &vault_module,
-                                    conn, conn_release);
-  /* On failure SQLite has already called conn_release. */
-  if (rc != SQLITE_OK) {
-    *pzErr = sqlite3_mprintf("oauthdb: cannot register oauth_token_vault: %s",
-                             sqlite3_errmsg(db));
-    return rc;
-  }
-  return rc;
+  return conn_register_module(db, conn, "oauth_token_vault", &vault_module, pzErr);
 }

@@ -46,8 +46,7 @@ void conn_release(void *p) {
   oauthdb_conn *conn = p;
   if (!conn || --conn->refs > 0) return;
   conn_finalize_all(conn);
-  keyring_free(conn->keys);
-  sqlite3_free(conn->keyring_path);
+  keyring_file_close(&conn->keyring);
   sodium_memzero(conn, sizeof *conn);
   sqlite3_free(conn);
 }
@@ -95,6 +94,17 @@ int conn_register_functions(sqlite3 *db, oauthdb_conn *conn,
     }
   }
   return SQLITE_OK;
+}
+
+int conn_register_module(sqlite3 *db, oauthdb_conn *conn, const char *name,
+                         const sqlite3_module *module, char **pzErr) {
+  conn->refs++;
+  int rc = sqlite3_create_module_v2(db, name, module, conn, conn_release);
+  /* On failure SQLite has already called conn_release. */
+  if (rc != SQLITE_OK)
+    *pzErr = sqlite3_mprintf("oauthdb: cannot register %s: %s", name,
+                             sqlite3_errmsg(db));
+  return rc;
 }
 
 void fn_error(sqlite3_context *ctx, const char *fmt, ...) {

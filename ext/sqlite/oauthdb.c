@@ -15,6 +15,13 @@
 
 SQLITE_EXTENSION_INIT1
 
+/* Every feature's function table (oauthdb.h), for schema_check.c. */
+const oauthdb_function_set *const oauthdb_function_sets[] = {
+    &migrate_functions_set, &token_functions_set,    &session_functions_set,
+    &password_functions_set, &uuid7_functions_set,   &retention_functions_set,
+    NULL,
+};
+
 /* Busy timeout set at load when the connection has none (docs/SQL.md). */
 #define OAUTHDB_DEFAULT_BUSY_MS 5000
 

@@ -16,6 +16,7 @@
 **      SET access_token = token_reseal(access_token,
 **                                      'oauth_tokens.access_token:' || id);
 **   SELECT token_fingerprint(:refresh_token);             -- 16-byte BLOB
+**   SELECT token_ad('oauth_tokens', 'access_token', id);  -- the AD, built by the core
 **
 ** Flags (docs/ARCHITECTURE.md, "Function flags"): everything that reveals or creates a secret or
 ** changes the keyring is SQLITE_DIRECTONLY, so a hostile database file
@@ -40,10 +41,11 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include "oauthdb.h"
+#include "associated_data.h"
+#include "fingerprint.h"
 #include "seal.h"
+#include "seal_message.h"
 
 SQLITE_EXTENSION_INIT3
 
@@ -122,110 +124,11 @@ static int arg_sealed(sqlite3_context *ctx, const char *fn, sqlite3_value *v,
   return 0;
 }
 
-/* ---- the connection's keyring ---------------------------------------- */
-
-/* What identifies a version of the keyring file; 0 when it cannot be read. */
-static int keyring_stamp_of(const char *path, struct keyring_stamp *out) {
-  struct stat st;
-  memset(out, 0, sizeof *out);
-  if (stat(path, &st) != 0) return 0;
-  out->dev = (unsigned long long)st.st_dev;
-  out->ino = (unsigned long long)st.st_ino;
-  out->size = (unsigned long long)st.st_size;
-  out->mtime_sec = (long long)st.st_mtim.tv_sec;
-  out->mtime_nsec = (long long)st.st_mtim.tv_nsec;
-  out->ctime_sec = (long long)st.st_ctim.tv_sec;
-  out->ctime_nsec = (long long)st.st_ctim.tv_nsec;
-  return 1;
-}
-
-/* Load PATH as the connection's keyring, zeroing the one it replaces. */
-static int load_keyring(oauthdb_conn *conn, const char *path, char **pzErr) {
-  /*
-  ** The stamp is taken before the load: if the file changes in between,
-  ** the stamp is the older one and the next check loads again, never the
-  ** other way round.
-  */
-  struct keyring_stamp stamp;
-  keyring_stamp_of(path, &stamp);
-  char *err = NULL;
-  keyring *kr = keyring_load(path, &err);
-  if (!kr) {
-    *pzErr = sqlite3_mprintf("%s", err ? err : "out of memory loading the keyring");
-    free(err);
-    return SQLITE_ERROR;
-  }
-  char *copy = sqlite3_mprintf("%s", path);
-  if (!copy) {
-    keyring_free(kr);
-    *pzErr = sqlite3_mprintf("out of memory");
-    return SQLITE_NOMEM;
-  }
-  keyring_free(conn->keys);
-  sqlite3_free(conn->keyring_path);
-  conn->keys = kr;
-  conn->keyring_path = copy;
-  conn->keyring_stamp = stamp;
-  conn->keyring_checked_at = (long long)time(NULL);
-  return SQLITE_OK;
-}
-
-/*
-** The loaded keyring, reloaded first when its file has changed since.
-**
-** `oauthdb rotate` (another process) promotes a new key, reseals, then
-** retires the old one. A connection that kept sealing with the key it
-** loaded at first would go on writing values under a key the file now
-** calls retired, which no other connection opens. So the file is compared
-** with its stamp at most once a second (time() is a vDSO read; a stat per
-** seal would cost a tenth of the seal), and the rotation waits longer than
-** that after promoting before it checks that no value uses the old key.
-** A file that changed and no longer loads is an error, not a reason to
-** keep the old keys quietly.
-*/
-static keyring *keyring_current(oauthdb_conn *conn, char **pzErr) {
-  long long now = (long long)time(NULL);
-  if (now == conn->keyring_checked_at) return conn->keys;
-  conn->keyring_checked_at = now;
-  struct keyring_stamp stamp;
-  keyring_stamp_of(conn->keyring_path, &stamp);
-  if (memcmp(&stamp, &conn->keyring_stamp, sizeof stamp) == 0) return conn->keys;
-  if (load_keyring(conn, conn->keyring_path, pzErr) != SQLITE_OK) {
-    /* Fail closed, and keep failing until the file loads again. */
-    keyring_free(conn->keys);
-    conn->keys = NULL;
-    return NULL;
-  }
-  return conn->keys;
-}
-
-/*
-** Declared in oauthdb.h for every feature that needs keys. The message
-** does not start with a function name: callers prefix their own
-** ("oauth_token_vault: no keyring: ..."), as token_keyring() below does.
-*/
-keyring *conn_keyring(oauthdb_conn *conn, char **pzErr) {
-  *pzErr = NULL;
-  if (conn->keys) return keyring_current(conn, pzErr);
-  /* A keyring set with oauthdb_keyring() whose file stopped loading is
-     retried from the same path, not from the environment. */
-  const char *path = conn->keyring_path ? conn->keyring_path : getenv("OAUTHDB_KEYRING");
-  if (!path || !*path) {
-    *pzErr = sqlite3_mprintf(
-        "no keyring: set OAUTHDB_KEYRING=/path/to/keyring or "
-        "SELECT oauthdb_keyring('/path')");
-    return NULL;
-  }
-  /* A failed load is not remembered: the next call retries, after a chmod. */
-  if (load_keyring(conn, path, pzErr) != SQLITE_OK) return NULL;
-  return conn->keys;
-}
-
-/* conn_keyring for SQL function FN, reporting on ctx. */
+/* connection_keyring for SQL function FN, reporting on ctx. */
 static keyring *token_keyring(sqlite3_context *ctx, const char *fn) {
   oauthdb_conn *conn = sqlite3_user_data(ctx);
   char *err = NULL;
-  keyring *kr = conn_keyring(conn, &err);
+  keyring *kr = connection_keyring(conn, &err);
   if (!kr) {
     if (err) fn_error(ctx, "%s: %s", fn, err);
     else sqlite3_result_error_nomem(ctx);
@@ -244,30 +147,9 @@ static keyring *token_keyring(sqlite3_context *ctx, const char *fn) {
 char *seal_failure_message(const oauthdb_conn *conn, const char *fn,
                            seal_status s, const unsigned char *sealed,
                            size_t n, uint32_t key_id) {
-  const char *path = conn->keyring_path ? conn->keyring_path : "?";
-  switch (s) {
-    case SEAL_TRUNCATED:
-      return sqlite3_mprintf("%s: truncated input (%lld bytes; a sealed value has at least %d)",
-                             fn, (long long)n, SEAL_OVERHEAD);
-    case SEAL_BAD_VERSION:
-      return sqlite3_mprintf("%s: unknown version 0x%02x", fn, n > 0 ? sealed[0] : 0);
-    case SEAL_BAD_ALGORITHM:
-      return sqlite3_mprintf("%s: unknown algorithm 0x%02x", fn, n > 1 ? sealed[1] : 0);
-    case SEAL_UNKNOWN_KEY:
-      return sqlite3_mprintf("%s: unknown key id %08x (not in keyring %s; was it rotated out?)",
-                             fn, (unsigned)key_id, path);
-    case SEAL_RETIRED_KEY:
-      return sqlite3_mprintf("%s: key id %08x is retired in keyring %s", fn,
-                             (unsigned)key_id, path);
-    case SEAL_TOO_BIG:
-      return sqlite3_mprintf("%s: sealed value holds %lld bytes; the limit is 16777216 (16 MiB)",
-                             fn, (long long)(n - SEAL_OVERHEAD));
-    case SEAL_NO_PRIMARY:
-      return sqlite3_mprintf("%s: keyring %s has no primary key", fn, path);
-    case SEAL_AUTH_FAILED:
-    default:
-      return sqlite3_mprintf("%s: authentication failed", fn);
-  }
+  char msg[SEAL_MESSAGE_MAX];
+  seal_message(msg, sizeof msg, fn, s, sealed, n, key_id, conn->keyring.path);
+  return sqlite3_mprintf("%s", msg);
 }
 
 /* seal_failure_message as FN's error on ctx. SEALED: NULL when sealing. */
@@ -282,62 +164,6 @@ static void seal_error(sqlite3_context *ctx, const char *fn, seal_status s,
 }
 
 /* ---- plaintext handling ------------------------------------------------ */
-
-/*
-** Valid UTF-8 without NUL bytes: what can be returned as TEXT. A NUL would
-** cut the string short for every C client, so such plaintext is a BLOB.
-** Rejects overlong forms, surrogates and code points above U+10FFFF, as
-** RFC 3629 does. Tokens are ASCII, so 32 and then 8 bytes are checked at
-** a time, falling back to one character at a time where that fails.
-*/
-#define HAS_ZERO_BYTE(v) (((v) - 0x0101010101010101ull) & ~(v))
-static int is_text(const unsigned char *s, size_t n) {
-  const uint64_t hi = 0x8080808080808080ull, lo = 0x0101010101010101ull;
-  size_t i = 0;
-  while (n - i >= 32) {
-    uint64_t a, b, c, d;
-    memcpy(&a, s + i, 8);
-    memcpy(&b, s + i + 8, 8);
-    memcpy(&c, s + i + 16, 8);
-    memcpy(&d, s + i + 24, 8);
-    /* a byte >= 0x80 or a zero byte anywhere: take the slow path */
-    if ((a | b | c | d | HAS_ZERO_BYTE(a) | HAS_ZERO_BYTE(b) | HAS_ZERO_BYTE(c) |
-         HAS_ZERO_BYTE(d)) & hi)
-      break;
-    i += 32;
-  }
-  while (i < n) {
-    if (n - i >= 8) {
-      uint64_t v;
-      memcpy(&v, s + i, 8);
-      /* no byte >= 0x80 and no zero byte: all eight are plain ASCII */
-      if (((v | ((v - lo) & ~v)) & hi) == 0) {
-        i += 8;
-        continue;
-      }
-    }
-    unsigned char c = s[i];
-    if (c == 0) return 0;
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; min = 0x80; }
-    else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; min = 0x800; }
-    else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; min = 0x10000; }
-    else return 0;
-    if (n - i < len) return 0;
-    for (size_t k = 1; k < len; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) return 0;
-      cp = cp << 6 | (s[i + k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    i += len;
-  }
-  return 1;
-}
 
 /*
 ** Open sealed into the keyring's locked scratch buffer. Returns it (with
@@ -417,7 +243,7 @@ static void token_open_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   uint32_t id = 0;
   unsigned char *plain = open_to_scratch(ctx, "token_open", kr, &sealed, &ad, &n, &id);
   if (!plain) return;
-  if (is_text(plain, n)) {
+  if (plaintext_is_text(plain, n)) {
     /*
     ** Terminated and given as -1, so SQLite's copy is marked terminated and
     ** sqlite3_column_text() needs no second copy (n <= 16 MiB < INT_MAX).
@@ -486,16 +312,9 @@ static void token_key_id_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv
 }
 
 /*
-** token_fingerprint(token) -> 16-byte BLOB: BLAKE2b-128 keyed with a key
-** derived from the primary key (crypto_kdf, context "oauthfp1", subkey 1).
-** Equal tokens give equal fingerprints under the same primary key, so
-** token_refresh_log can tell whether a refresh changed the token without
-** storing it; without the keyring a fingerprint reveals nothing.
+** token_fingerprint(token) -> 16-byte BLOB: the keyed fingerprint of
+** fingerprint.h (BLAKE2b-128 under a key derived from the primary key).
 */
-#define FINGERPRINT_BYTES 16
-#define FINGERPRINT_CONTEXT "oauthfp1"
-#define FINGERPRINT_SUBKEY_ID 1
-
 static void token_fingerprint_fn(sqlite3_context *ctx, int argc,
                                  sqlite3_value **argv) {
   (void)argc;
@@ -506,18 +325,11 @@ static void token_fingerprint_fn(sqlite3_context *ctx, int argc,
     return;
   keyring *kr = token_keyring(ctx, "token_fingerprint");
   if (!kr) return;
-  /* The derived key is a secret too: it lives in the locked scratch. */
-  unsigned char *subkey = keyring_scratch(kr, crypto_generichash_KEYBYTES);
-  if (!subkey) {
+  unsigned char fp[FINGERPRINT_BYTES];
+  if (fingerprint_token(kr, in.p, in.n, fp) != 0) {
     sqlite3_result_error_nomem(ctx);
     return;
   }
-  unsigned char fp[FINGERPRINT_BYTES];
-  crypto_kdf_derive_from_key(subkey, crypto_generichash_KEYBYTES,
-                             FINGERPRINT_SUBKEY_ID, FINGERPRINT_CONTEXT,
-                             keyring_primary(kr)->key);
-  crypto_generichash(fp, sizeof fp, in.p, in.n, subkey, crypto_generichash_KEYBYTES);
-  sodium_memzero(subkey, crypto_generichash_KEYBYTES);
   sqlite3_result_blob(ctx, fp, sizeof fp, SQLITE_TRANSIENT);
 }
 
@@ -529,7 +341,7 @@ static void token_fingerprint_fn(sqlite3_context *ctx, int argc,
 static void oauthdb_keyring_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   oauthdb_conn *conn = sqlite3_user_data(ctx);
   if (argc == 0) {
-    const char *path = conn->keyring_path ? conn->keyring_path : getenv("OAUTHDB_KEYRING");
+    const char *path = conn->keyring.path ? conn->keyring.path : getenv("OAUTHDB_KEYRING");
     if (path && *path) sqlite3_result_text(ctx, path, -1, SQLITE_TRANSIENT);
     return;
   }
@@ -544,13 +356,41 @@ static void oauthdb_keyring_fn(sqlite3_context *ctx, int argc, sqlite3_value **a
     return;
   }
   char *err = NULL;
-  if (load_keyring(conn, path, &err) != SQLITE_OK) {
+  if (connection_keyring_load(conn, path, &err) != SQLITE_OK) {
     if (err) fn_error(ctx, "oauthdb_keyring: %s", err);
     else sqlite3_result_error_nomem(ctx);
     sqlite3_free(err);
     return;
   }
-  sqlite3_result_int(ctx, conn->keys->n_keys);
+  sqlite3_result_int(ctx, conn->keyring.keys->n_keys);
+}
+
+/*
+** token_ad(table, column, id) -> 'table.column:id', the associated data of
+** a sealed column (associated_data.h): built by the same core function as
+** the vault's and the exporter's, so SQL cannot spell it differently.
+** Pure: DETERMINISTIC and INNOCUOUS. NULL in any argument gives NULL.
+*/
+static void token_ad_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  for (int i = 0; i < 3; i++)
+    if (sqlite3_value_type(argv[i]) == SQLITE_NULL) return;
+  const char *table = (const char *)sqlite3_value_text(argv[0]);
+  const char *column = (const char *)sqlite3_value_text(argv[1]);
+  const char *id = (const char *)sqlite3_value_text(argv[2]);
+  if (!table || !column || !id) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  size_t n_id = (size_t)sqlite3_value_bytes(argv[2]);
+  size_t n = associated_data(NULL, 0, table, column, id, n_id);
+  char *out = sqlite3_malloc64(n + 1);
+  if (!out) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  associated_data(out, n + 1, table, column, id, n_id);
+  sqlite3_result_text64(ctx, out, n, sqlite3_free, SQLITE_UTF8);
 }
 
 static const oauthdb_function token_functions[] = {
@@ -561,10 +401,12 @@ static const oauthdb_function token_functions[] = {
     {"token_reseal", 1, SQLITE_DIRECTONLY, token_reseal_fn},
     {"token_reseal", 2, SQLITE_DIRECTONLY, token_reseal_fn},
     {"token_key_id", 1, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, token_key_id_fn},
+    {"token_ad", 3, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, token_ad_fn},
     {"token_fingerprint", 1, SQLITE_DIRECTONLY, token_fingerprint_fn},
     {"oauthdb_keyring", 0, SQLITE_DIRECTONLY, oauthdb_keyring_fn},
     {"oauthdb_keyring", 1, SQLITE_DIRECTONLY, oauthdb_keyring_fn},
 };
+OAUTHDB_FUNCTION_SET(token_functions);
 
 int tokens_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
   return conn_register_functions(db, conn, token_functions,

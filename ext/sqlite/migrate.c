@@ -457,6 +457,7 @@ static const oauthdb_function migrate_functions[] = {
   {"oauthdb_migrate", 1, SQLITE_DIRECTONLY, migrate_fn},
   {"oauthdb_schema_version", 0, SQLITE_INNOCUOUS, schema_version_fn},
 };
+OAUTHDB_FUNCTION_SET(migrate_functions);
 
 int migrate_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
   int rc = conn_register_functions(db, conn, migrate_functions,

@@ -179,9 +179,9 @@ static int keys_filter(sqlite3_vtab_cursor *cur, int idx_num,
   c->n = c->i = 0;
 
   char *err = NULL;
-  keyring *kr = conn_keyring(v->conn, &err);
+  keyring *kr = connection_keyring(v->conn, &err);
   if (!kr) {
-    /* conn_keyring's message says how to load one. */
+    /* connection_keyring's message says how to load one. */
     vtab_set_error(cur->pVtab, "oauthdb_keys: %s", err ? err : "out of memory");
     sqlite3_free(err);
     return SQLITE_ERROR;
@@ -254,12 +254,5 @@ static sqlite3_module keys_module = {
 };
 
 int keys_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
-  conn->refs++;
-  int rc = sqlite3_create_module_v2(db, "oauthdb_keys", &keys_module, conn,
-                                    conn_release);
-  /* On failure SQLite has already called conn_release. */
-  if (rc != SQLITE_OK)
-    *pzErr = sqlite3_mprintf("oauthdb: cannot register oauthdb_keys: %s",
-                             sqlite3_errmsg(db));
-  return rc;
+  return conn_register_module(db, conn, "oauthdb_keys", &keys_module, pzErr);
 }

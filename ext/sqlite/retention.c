@@ -221,6 +221,7 @@ static const oauthdb_function retention_functions[] = {
   /* Deletes and drops/recreates a trigger: never from a schema object. */
   {"oauthdb_purge", 1, SQLITE_DIRECTONLY, purge_fn},
 };
+OAUTHDB_FUNCTION_SET(retention_functions);
 
 int retention_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
   return conn_register_functions(

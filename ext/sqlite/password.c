@@ -194,6 +194,7 @@ static const oauthdb_function password_functions[] = {
     {"password_needs_rehash", 1, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
      password_needs_rehash_fn},
 };
+OAUTHDB_FUNCTION_SET(password_functions);
 
 int password_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr) {
   return conn_register_functions(

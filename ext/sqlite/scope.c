@@ -16,27 +16,13 @@
 ** token: empty or holding a space is an error, since it can never match.
 **
 ** Pure: DETERMINISTIC (it can serve an index or a CHECK) and INNOCUOUS (it
-** reads nothing but its arguments). PostgreSQL has the same function, made
-** by migration 0001, returning boolean.
+** reads nothing but its arguments). The PostgreSQL extension has the same
+** function over the same core rule (ext/core/scope.c), returning boolean.
 */
-#include <string.h>
 #include "oauthdb.h"
+#include "scope.h"
 
 SQLITE_EXTENSION_INIT3
-
-/* Is the token WANTED (n_wanted bytes) one of the space-separated tokens? */
-static int scope_contains(const char *scope, size_t n_scope, const char *wanted,
-                          size_t n_wanted) {
-  size_t i = 0;
-  while (i < n_scope) {
-    while (i < n_scope && scope[i] == ' ') i++;
-    size_t start = i;
-    while (i < n_scope && scope[i] != ' ') i++;
-    if (i - start == n_wanted && memcmp(scope + start, wanted, n_wanted) == 0)
-      return 1;
-  }
-  return 0;
-}
 
 static void scope_has_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
@@ -61,12 +47,11 @@ static void scope_has_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_error_nomem(ctx);
     return;
   }
-  if (n_wanted == 0 || memchr(wanted, ' ', n_wanted)) {
-    fn_error(ctx, "scope_has: wanted must be one scope, without spaces "
-                  "(ask once per scope and combine with AND)");
+  if (!scope_wanted_is_valid(wanted, n_wanted)) {
+    fn_error(ctx, "%s", SCOPE_WANTED_ERROR);
     return;
   }
-  sqlite3_result_int(ctx, scope_contains(scope, n_scope, wanted, n_wanted));
+  sqlite3_result_int(ctx, scope_has(scope, n_scope, wanted, n_wanted));
 }
 
 static const oauthdb_function scope_functions[] = {

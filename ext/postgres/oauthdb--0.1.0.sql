@@ -1,0 +1,138 @@
+-- oauthdb 0.1.0 for PostgreSQL: CREATE EXTENSION oauthdb (docs/POSTGRES.md).
+\echo Use "CREATE EXTENSION oauthdb" to load this file. \quit
+
+-- Every function is C over the shared core: it looks nothing up by name at
+-- run time, so search_path cannot redirect it; everything created here is
+-- schema-qualified with @extschema@ for the same reason.
+--
+-- Volatility: sealing and uuid7 draw random bytes (VOLATILE); opening,
+-- fingerprints and the key list depend on the keyring file, which can
+-- change between statements (STABLE, never IMMUTABLE); token_key_id reads a
+-- header and scope_has compares strings (IMMUTABLE). password_verify is
+-- STABLE, not IMMUTABLE, although it is pure: the planner must not run
+-- Argon2 (64 MiB, ~0.1 s) while folding constants.
+
+CREATE FUNCTION @extschema@.token_seal(plaintext text, ad text DEFAULT NULL)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'token_seal_text'
+  LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_seal(plaintext bytea, ad text DEFAULT NULL)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'token_seal_bytea'
+  LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_open(sealed bytea, ad text DEFAULT NULL)
+  RETURNS text AS 'MODULE_PATHNAME', 'token_open_text'
+  LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_open_bytea(sealed bytea, ad text DEFAULT NULL)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'token_open_bytea'
+  LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_reseal(sealed bytea, ad text DEFAULT NULL)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'token_reseal'
+  LANGUAGE C VOLATILE PARALLEL SAFE;
+-- Associated data as bytea too, as SQLite takes a BLOB: no defaults here, so
+-- a call with one argument or an untyped literal picks the text forms.
+CREATE FUNCTION @extschema@.token_seal(plaintext text, ad bytea)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'token_seal_text'
+  LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_seal(plaintext bytea, ad bytea)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'token_seal_bytea'
+  LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_open(sealed bytea, ad bytea)
+  RETURNS text AS 'MODULE_PATHNAME', 'token_open_text'
+  LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_open_bytea(sealed bytea, ad bytea)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'token_open_bytea'
+  LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_reseal(sealed bytea, ad bytea)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'token_reseal'
+  LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_key_id(sealed bytea)
+  RETURNS text AS 'MODULE_PATHNAME', 'token_key_id'
+  LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_ad(table_name text, column_name text, id text)
+  RETURNS text AS 'MODULE_PATHNAME', 'token_ad'
+  LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_fingerprint(token text)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'token_fingerprint'
+  LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_fingerprint(token bytea)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'token_fingerprint'
+  LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.password_hash(password text)
+  RETURNS text AS 'MODULE_PATHNAME', 'password_hash'
+  LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.password_verify(hash text, password text)
+  RETURNS boolean AS 'MODULE_PATHNAME', 'password_verify'
+  LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.uuid7()
+  RETURNS uuid AS 'MODULE_PATHNAME', 'uuid7'
+  LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+CREATE FUNCTION @extschema@.scope_has(scope text, wanted text)
+  RETURNS boolean AS 'MODULE_PATHNAME', 'scope_has_pg'
+  LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.oauthdb_keys(OUT key_id text, OUT status text,
+                                         OUT is_primary boolean)
+  RETURNS SETOF record AS 'MODULE_PATHNAME', 'oauthdb_keys'
+  LANGUAGE C STABLE PARALLEL SAFE;
+
+-- SELECT * FROM oauthdb_keys, as in SQLite. security_invoker: the caller
+-- needs EXECUTE on the function, not the view owner's.
+CREATE VIEW @extschema@.oauthdb_keys WITH (security_invoker = true) AS
+  SELECT key_id, status, is_primary FROM @extschema@.oauthdb_keys();
+
+-- Privileges. Nothing is PUBLIC. The roles are the ones migration
+-- sql/postgres/0001 creates; whichever of the two runs first creates them
+-- (NOLOGIN group roles, created only when missing), so CREATE EXTENSION
+-- before or after the migrations gives the same grants.
+REVOKE ALL ON FUNCTION
+  @extschema@.token_seal(text, text), @extschema@.token_seal(bytea, text),
+  @extschema@.token_seal(text, bytea), @extschema@.token_seal(bytea, bytea),
+  @extschema@.token_open(bytea, text), @extschema@.token_open(bytea, bytea),
+  @extschema@.token_open_bytea(bytea, text), @extschema@.token_open_bytea(bytea, bytea),
+  @extschema@.token_reseal(bytea, text), @extschema@.token_reseal(bytea, bytea),
+  @extschema@.token_key_id(bytea), @extschema@.token_ad(text, text, text),
+  @extschema@.token_fingerprint(text), @extschema@.token_fingerprint(bytea),
+  @extschema@.password_hash(text), @extschema@.password_verify(text, text),
+  @extschema@.uuid7(), @extschema@.scope_has(text, text),
+  @extschema@.oauthdb_keys()
+  FROM PUBLIC;
+REVOKE ALL ON @extschema@.oauthdb_keys FROM PUBLIC;
+
+DO $$
+DECLARE
+  r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['oauthdb_app', 'oauthdb_readonly', 'oauthdb_auditor'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+      BEGIN
+        EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+      EXCEPTION WHEN duplicate_object THEN
+        NULL;
+      END;
+    END IF;
+  END LOOP;
+END
+$$;
+
+GRANT USAGE ON SCHEMA @extschema@ TO oauthdb_app, oauthdb_readonly, oauthdb_auditor;
+
+-- oauthdb_app: the application. Seals, opens, reseals, hashes and checks
+-- passwords.
+GRANT EXECUTE ON FUNCTION
+  @extschema@.token_seal(text, text), @extschema@.token_seal(bytea, text),
+  @extschema@.token_seal(text, bytea), @extschema@.token_seal(bytea, bytea),
+  @extschema@.token_open(bytea, text), @extschema@.token_open(bytea, bytea),
+  @extschema@.token_open_bytea(bytea, text), @extschema@.token_open_bytea(bytea, bytea),
+  @extschema@.token_reseal(bytea, text), @extschema@.token_reseal(bytea, bytea),
+  @extschema@.token_key_id(bytea), @extschema@.token_ad(text, text, text),
+  @extschema@.token_fingerprint(text), @extschema@.token_fingerprint(bytea),
+  @extschema@.password_hash(text), @extschema@.password_verify(text, text),
+  @extschema@.uuid7(), @extschema@.scope_has(text, text),
+  @extschema@.oauthdb_keys()
+  TO oauthdb_app;
+GRANT SELECT ON @extschema@.oauthdb_keys TO oauthdb_app;
+
+-- oauthdb_readonly and oauthdb_auditor: no secret in, no secret out. They
+-- may ask which key a value is under and test scopes, never open, seal or
+-- fingerprint (a fingerprint oracle would let them test guesses).
+GRANT EXECUTE ON FUNCTION
+  @extschema@.token_key_id(bytea), @extschema@.token_ad(text, text, text), @extschema@.scope_has(text, text)
+  TO oauthdb_readonly, oauthdb_auditor;

@@ -1,0 +1,31 @@
+/*
+** oauthdb_pg.h: what the PostgreSQL adapter's files share.
+*/
+#ifndef OAUTHDB_PG_H
+#define OAUTHDB_PG_H
+
+#include "keyring.h"
+
+/*
+** This backend's keyring, loaded from oauthdb.keyring and reloaded when the
+** file or the setting changed. Never returns NULL: raises FN's error
+** ("token_seal: no keyring: ...", "token_seal: keyring /x: mode 0644 ...").
+*/
+keyring *oauthdb_keyring(const char *fn);
+
+/* The file the keys came from, for messages; NULL before any load. */
+const char *oauthdb_keyring_path(void);
+
+/*
+** Every error of ours: errhidestmt, so that the server log's STATEMENT:
+** line (log_min_error_statement = error by default) does not repeat a
+** statement that may hold a plaintext literal, and errhidecontext, so that
+** its CONTEXT: line does not carry the bind parameters
+** (log_parameter_max_length_on_error). The client still gets both
+** (docs/SECURITY.md, "PostgreSQL").
+*/
+#define oauthdb_error(code, ...)                                      \
+  ereport(ERROR, (errcode(code), errmsg(__VA_ARGS__), errhidestmt(true), \
+                  errhidecontext(true)))
+
+#endif /* OAUTHDB_PG_H */
