@@ -182,13 +182,12 @@ SANITIZE_FLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recov
 endif
 
 # The exporter's files as objects, so a target can call their functions;
-# export_main.c's main() is renamed out of the way of the fuzzer's.
-EXPORT_FUZZ_OBJ = $(patsubst tools/%.c,$(BUILD)/fuzz-obj/%.o,$(EXPORT_SRC))
-$(BUILD)/fuzz-obj/export_main.o: FUZZ_OBJ_FLAGS = -Dmain=oauthdb_export_main
+# export_main.c holds main() alone, which no other file calls.
+EXPORT_FUZZ_OBJ = $(patsubst tools/%.c,$(BUILD)/fuzz-obj/%.o,$(filter-out tools/export_main.c,$(EXPORT_SRC)))
 .SECONDARY: $(EXPORT_FUZZ_OBJ)
 $(BUILD)/fuzz-obj/%.o: tools/%.c $(EXT_HDR) $(wildcard tools/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itools $(FUZZ_OBJ_FLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itools -c $< -o $@
 
 # What each target links besides its own file and fuzz_util.c.
 FUZZ_LINK_fuzz_seal_open  = $(CORE_OBJ)

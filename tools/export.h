@@ -1,7 +1,8 @@
 /*
 ** export.h: what the parts of oauthdb-export share.
 **
-**   export_main.c      options, the run from start to end, report, progress
+**   export_main.c      main(): options, the run from start to end, report
+**   export_util.c      allocation, messages, progress, trace, buffers, quoting
 **   export_source.c    the dev database: read-only, one read transaction
 **   export_schema.c    the target: connection, migrations, catalog, FK order
 **   export_validate.c  row checks before anything is sent
@@ -89,15 +90,16 @@ typedef struct ex_table {
   ex_fk *fks;
   int has_sealed;
   int64_t n_source;     /* count(*) in the source snapshot (progress) */
-  int direct;           /* target was empty: COPY straight into the table */
   int n_sent;           /* columns sent (set by copy_table) */
-  int verify_done;      /* --verify's source digest already has every row */
-  int digest;           /* rerun path: digests compared in pass 1 (digest.c) */
-  struct ex_digest_state *dstate;
   ex_counts counts;
+  /* Each way of loading keeps its own state (export_upsert.c chooses):
+     an empty target table gets the COPY itself (export_direct.c) */
+  struct { int chosen; } direct;
+  /* a table the target holds: pass 1 compares, only changed rows go
+     (export_digest.c) */
+  struct { int chosen; struct ex_digest_state *state; } rerun;
   /* --verify: the source side's digest (export_verify.c) */
-  int64_t digest_rows;
-  __int128 digest_sum;
+  struct { int done; int64_t rows; __int128 sum; } verify;
 } ex_table;
 
 /* One invalid-row finding, kept (up to a cap) for the --json report. */
@@ -135,8 +137,8 @@ typedef struct exporter {
   int exit_code;                 /* first failure's code */
   char *failure;                 /* its message, for --json */
   int verified;                  /* --verify passed */
-  int build_settings_done;       /* SET LOCAL for index builds (direct.c) */
-  int compare_rows;              /* rerun path: whole rows, not digests */
+  struct { int settings_done; } direct;  /* SET LOCAL for index builds */
+  struct { int compare_rows; } rerun;     /* whole rows, not digests */
   int committed;
 
   /* progress */
@@ -146,7 +148,21 @@ typedef struct exporter {
   const char *progress_table;
 } exporter;
 
-/* export_main.c: messages. ex_fail prints "oauthdb-export: ..." once per
+/* The one growable buffer (export_util.c): bytes, or SQL text built with
+** buf_printf (which keeps a NUL after len). */
+typedef struct ex_buf {
+  unsigned char *p;
+  size_t len, cap;
+} ex_buf;
+unsigned char *buf_reserve(ex_buf *b, size_t n);      /* n more bytes at the end */
+void buf_put(ex_buf *b, const void *data, size_t n);
+void buf_printf(ex_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_be(ex_buf *b, uint64_t v, int bytes);       /* big-endian integer */
+void buf_field(ex_buf *b, const void *data, size_t n); /* int32 length + bytes */
+/* SQL identifier quoting, the same in PostgreSQL and SQLite (malloc'd). */
+char *sql_ident(const char *name);
+
+/* export_util.c: messages. ex_fail prints "oauthdb-export: ..." once per
 ** failure, records the exit code of the first and returns -1. */
 int ex_fail(exporter *ex, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -184,8 +200,6 @@ PGresult *pg_exec(exporter *ex, const char *what, const char *sql);
 PGresult *pg_exec_params(exporter *ex, const char *what, const char *sql,
                          int n, const char *const *values);
 int pg_fail(exporter *ex, const char *what, const PGresult *res);
-/* SQL identifier quoting (malloc'd). */
-char *pg_ident(const char *name);
 
 /* export_validate.c */
 int validate_source(exporter *ex);
@@ -223,13 +237,6 @@ const char *secrets_mode_name(secrets_mode m);
 
 
 /* export_copy.c */
-typedef struct ex_buf {
-  unsigned char *p;
-  size_t len, cap;
-} ex_buf;
-unsigned char *buf_reserve(ex_buf *b, size_t n);
-void buf_be(ex_buf *b, uint64_t v, int bytes);       /* big-endian integer */
-void buf_field(ex_buf *b, const void *data, size_t n); /* int32 length + bytes */
 void uuid_bytes(const unsigned char *text, unsigned char u[16]);
 /* The current row's value in column col of st as a binary COPY field. */
 int encode_value(exporter *ex, const ex_table *t, const ex_column *c, sqlite3_stmt *st,

@@ -27,29 +27,6 @@
 #define COPY_CHUNK (64 * 1024)
 #define PG_EPOCH_OFFSET INT64_C(946684800) /* 2000-01-01 in unix seconds */
 
-unsigned char *buf_reserve(ex_buf *b, size_t n) {
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : COPY_CHUNK + 4096;
-    while (cap < b->len + n) cap *= 2;
-    b->p = ex_xrealloc(b->p, b->cap = cap);
-  }
-  unsigned char *at = b->p + b->len;
-  b->len += n;
-  return at;
-}
-
-void buf_be(ex_buf *b, uint64_t v, int bytes) {
-  unsigned char *at = buf_reserve(b, (size_t)bytes);
-  for (int i = bytes - 1; i >= 0; i--, v >>= 8) at[i] = (unsigned char)(v & 0xff);
-}
-
-void buf_field(ex_buf *b, const void *data, size_t n) {
-  unsigned char *at = buf_reserve(b, 4 + n);
-  at[0] = (unsigned char)(n >> 24), at[1] = (unsigned char)(n >> 16);
-  at[2] = (unsigned char)(n >> 8), at[3] = (unsigned char)n;
-  if (n) memcpy(at + 4, data, n);
-}
-
 /* A canonical UUID's text (checked in pass 1: lower-case hex digits and
 ** dashes at 8, 13, 18, 23) as its 16 bytes. */
 void uuid_bytes(const unsigned char *v, unsigned char u[16]) {
@@ -148,7 +125,7 @@ char *copy_column_list(const ex_table *t) {
   int n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) {
     if (!t->cols[j].sent) continue;
-    char *q = pg_ident(t->cols[j].name);
+    char *q = sql_ident(t->cols[j].name);
     size_t need = strlen(q) + 3;
     if (len + need > cap) cols = ex_xrealloc(cols, cap = 2 * (len + need));
     len += (size_t)snprintf(cols + len, cap - len, "%s%s", n_sent ? ", " : "", q);
@@ -281,7 +258,7 @@ int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows_out) {
     sqlite3_finalize(st);
     return -1;
   }
-  int verify = ex->verify && !t->verify_done;
+  int verify = ex->verify && !t->verify.done;
   while (!c.failed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (copy_source_row(&c, t, st)) break;
     if (verify && verify_add_row(ex, t, st)) c.failed = 1;

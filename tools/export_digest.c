@@ -135,7 +135,7 @@ static char *pg_digest_expr(const ex_table *t, const char *alias) {
   for (int j = 0; j < t->n_cols; j++) {
     if (!digested(t, j)) continue;
     const ex_column *c = &t->cols[j];
-    char *q = pg_ident(c->name);
+    char *q = sql_ident(c->name);
     char *v = ex_strdup_printf("%s.%s", alias, q);
     char *e = pg_value_expr(c, v);
     char *part = c->not_null ? ex_strdup_printf(" || %s", e)
@@ -319,7 +319,7 @@ static int source_uses_index(exporter *ex, const char *sql, int lookup) {
 #define ORDER_SAMPLE 2000
 #define ORDER_NEAR 4096
 static int id_order_is_local(exporter *ex, const ex_table *t, const char *qid) {
-  char *qt = pg_ident(t->name);
+  char *qt = sql_ident(t->name);
   char *sql = ex_strdup_printf("SELECT rowid FROM %s ORDER BY %s LIMIT %d", qt, qid,
                                ORDER_SAMPLE);
   free(qt);
@@ -339,7 +339,7 @@ static int id_order_is_local(exporter *ex, const ex_table *t, const char *qid) {
   return ok && near * 10 >= pairs * 9;
 }
 
-/* Before pass 1: which tables take this path (t->digest). */
+/* Before pass 1: which tables take this path (t->rerun.chosen). */
 int digest_prepare(exporter *ex) {
   if (ex->secrets == SECRETS_RESEAL || ex->secrets == SECRETS_OMIT || ex->verify) return 0;
   /* The target on this machine (a unix socket): its rows come back whole,
@@ -347,14 +347,14 @@ int digest_prepare(exporter *ex) {
      their digests, a tenth of the bytes. OAUTHDB_EXPORT_COMPARE=rows|digests
      chooses (tests, diagnosis). */
   const char *host = PQhost(ex->pg), *force = getenv("OAUTHDB_EXPORT_COMPARE");
-  ex->compare_rows = host && host[0] == '/';
-  if (force && !strcmp(force, "rows")) ex->compare_rows = 1;
-  if (force && !strcmp(force, "digests")) ex->compare_rows = 0;
+  ex->rerun.compare_rows = host && host[0] == '/';
+  if (force && !strcmp(force, "rows")) ex->rerun.compare_rows = 1;
+  if (force && !strcmp(force, "digests")) ex->rerun.compare_rows = 0;
   for (int i = 0; i < ex->n_tables; i++) {
     ex_table *t = &ex->tables[i];
-    t->digest = 0;
+    t->rerun.chosen = 0;
     if (t->n_source == 0) continue;
-    char *qt = pg_ident(t->name);
+    char *qt = sql_ident(t->name);
     int64_t half = (t->n_source + 1) / 2;
     char *sql = ex_strdup_printf("SELECT count(*) FROM (SELECT FROM %s LIMIT %lld) s", qt,
                                  (long long)half);
@@ -362,16 +362,16 @@ int digest_prepare(exporter *ex) {
     PGresult *r = pg_exec(ex, "counting the target's rows", sql);
     free(sql);
     if (!r) return -1;
-    t->digest = strtoll(PQgetvalue(r, 0, 0), NULL, 10) >= half;
+    t->rerun.chosen = strtoll(PQgetvalue(r, 0, 0), NULL, 10) >= half;
     PQclear(r);
-    if (!t->digest) continue;
+    if (!t->rerun.chosen) continue;
     /* the source must find rows by id, and read them in id order, through
        an index (no sort, which could write a temporary file) */
     char *select = source_select_sql(t, 0);
-    char *qid = pg_ident(t->cols[t->id_col].name);
+    char *qid = sql_ident(t->cols[t->id_col].name);
     char *lookup = ex_strdup_printf("%s WHERE %s = ?1", select, qid);
     char *ordered = ex_strdup_printf("%s ORDER BY %s", select, qid);
-    t->digest = source_uses_index(ex, lookup, 1) && source_uses_index(ex, ordered, 0) &&
+    t->rerun.chosen = source_uses_index(ex, lookup, 1) && source_uses_index(ex, ordered, 0) &&
                 id_order_is_local(ex, t, qid);
     free(select), free(qid), free(lookup), free(ordered);
   }
@@ -379,13 +379,13 @@ int digest_prepare(exporter *ex) {
 }
 
 void digest_state_free(ex_table *t) {
-  ex_digest_state *s = t->dstate;
+  ex_digest_state *s = t->rerun.state;
   if (!s) return;
   if (s->msg) PQfreemem(s->msg);
   if (s->d) digester_free(s->d, t->n_cols), free(s->d);
   free(s->ids);
   free(s);
-  t->dstate = NULL;
+  t->rerun.state = NULL;
 }
 
 /* The ORDER BY of the merge: uuid order is byte order; text in "C". */
@@ -395,15 +395,15 @@ static const char *order_collate(const ex_table *t) {
 
 /* Pass 1 begins table t: ask for the target's digests, in id order. */
 int digest_begin(exporter *ex, ex_table *t) {
-  if (!t->digest || ex->n_invalid) return 0;
+  if (!t->rerun.chosen || ex->n_invalid) return 0;
   ex_digest_state *s = ex_xmalloc(sizeof *s);
   memset(s, 0, sizeof *s);
-  t->dstate = s;
+  t->rerun.state = s;
   s->d = ex_xmalloc(sizeof *s->d);
   memset(s->d, 0, sizeof *s->d);
   s->d->memo = ex_xmalloc(sizeof *s->d->memo * (size_t)t->n_cols);
   memset(s->d->memo, 0, sizeof *s->d->memo * (size_t)t->n_cols);
-  s->whole_rows = ex->compare_rows;
+  s->whole_rows = ex->rerun.compare_rows;
   t->n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) t->n_sent += t->cols[j].sent;
   PGresult *r;
@@ -421,8 +421,8 @@ int digest_begin(exporter *ex, ex_table *t) {
     }
     PQclear(r);
   }
-  char *qt = pg_ident(t->name);
-  char *qid = pg_ident(t->cols[t->id_col].name);
+  char *qt = sql_ident(t->name);
+  char *qid = sql_ident(t->cols[t->id_col].name);
   char *expr = s->whole_rows ? copy_column_list(t) : pg_digest_expr(t, "cur");
   char *sql = ex_strdup_printf("COPY (SELECT cur.%s, %s FROM %s cur ORDER BY cur.%s%s) "
                                "TO STDOUT (FORMAT binary)",
@@ -541,7 +541,7 @@ static void note_changed(ex_digest_state *s, const char *id, size_t n) {
 
 /* A row of st (rowid, then t's columns; id order) passed its checks. */
 int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
-  ex_digest_state *s = t->dstate;
+  ex_digest_state *s = t->rerun.state;
   if (!s || ex->n_invalid) return 0;
   if (s->failed) return -1;
   s->rows++;
@@ -610,7 +610,7 @@ int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
 
 /* Pass 1 is done with t (or stopped: then cancel the target's query). */
 int digest_end(exporter *ex, ex_table *t, int stopped) {
-  ex_digest_state *s = t->dstate;
+  ex_digest_state *s = t->rerun.state;
   if (!s) return 0;
   if (s->d) digester_free(s->d, t->n_cols), free(s->d), s->d = NULL;
   if (s->target_done) return s->failed ? -1 : 0;
@@ -641,7 +641,7 @@ int digest_end(exporter *ex, ex_table *t, int stopped) {
 
 /* Look each changed row up in the source; one COPY into stage. */
 static int send_changed(exporter *ex, ex_table *t, sqlite3_stmt *lookup, const char *stage) {
-  ex_digest_state *s = t->dstate;
+  ex_digest_state *s = t->rerun.state;
   char *cols = copy_column_list(t);
   char *sql = ex_strdup_printf("COPY %s (%s) FROM STDIN (FORMAT binary)", stage, cols);
   char *what = ex_strdup_printf("COPY of %s", t->name);
@@ -677,13 +677,13 @@ static int send_changed(exporter *ex, ex_table *t, sqlite3_stmt *lookup, const c
 ** be sent, gets the rows to upsert, *n_staged of them (0: nothing changed).
 */
 int digest_usable(const ex_table *t) {
-  const ex_digest_state *s = t->dstate;
+  const ex_digest_state *s = t->rerun.state;
   return s && s->target_done && !s->failed && !s->broken && s->rows == t->n_source;
 }
 
 int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *create_stage_sql,
                  int64_t *n_staged) {
-  ex_digest_state *s = t->dstate;
+  ex_digest_state *s = t->rerun.state;
   *n_staged = 0;
   t->counts.read = s->rows;
   t->n_sent = 0;
@@ -699,7 +699,7 @@ int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *creat
   int rc;
   if (by_id) {
     char *select = source_select_sql(t, 0);
-    char *qid = pg_ident(t->cols[t->id_col].name);
+    char *qid = sql_ident(t->cols[t->id_col].name);
     char *lookup_sql = ex_strdup_printf("%s WHERE %s = ?1", select, qid);
     free(select), free(qid);
     sqlite3_stmt *lookup = NULL;

@@ -39,52 +39,26 @@
 #include <string.h>
 #include "export.h"
 
-typedef struct sbuf {
-  char *p;
-  size_t len, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(sbuf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s;
-  {
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    s = ex_xmalloc((size_t)n + 1);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-  }
-  va_end(ap);
-  size_t n = strlen(s);
-  if (b->len + n + 1 > b->cap) b->p = ex_xrealloc(b->p, b->cap = 2 * (b->len + n + 1));
-  memcpy(b->p + b->len, s, n + 1);
-  b->len += n;
-  free(s);
-}
-
 /* "p.a, p.b" over the sent columns, optionally leaving out id. */
-static void col_list(sbuf *b, const ex_table *t, const char *prefix, int skip_id) {
+static void col_list(ex_buf *b, const ex_table *t, const char *prefix, int skip_id) {
   int first = 1;
   for (int j = 0; j < t->n_cols; j++) {
     if (!t->cols[j].sent || (skip_id && j == t->id_col)) continue;
-    char *q = pg_ident(t->cols[j].name);
-    sb_add(b, "%s%s%s%s", first ? "" : ", ", prefix ? prefix : "", prefix ? "." : "", q);
+    char *q = sql_ident(t->cols[j].name);
+    buf_printf(b, "%s%s%s%s", first ? "" : ", ", prefix ? prefix : "", prefix ? "." : "", q);
     free(q);
     first = 0;
   }
 }
 
 /* Under --secrets=omit: a row whose parent is not in the target is skipped. */
-static void fk_filter(sbuf *b, const exporter *ex, const ex_table *t) {
+static void fk_filter(ex_buf *b, const exporter *ex, const ex_table *t) {
   for (int f = 0; f < t->n_fks; f++) {
     const ex_fk *fk = &t->fks[f];
-    char *qc = pg_ident(t->cols[fk->col].name);
-    char *qp = pg_ident(ex->tables[fk->parent].name);
-    char *qpc = pg_ident(fk->parent_col);
-    sb_add(b, " AND (s.%s IS NULL OR EXISTS (SELECT 1 FROM %s p WHERE p.%s = s.%s))", qc,
+    char *qc = sql_ident(t->cols[fk->col].name);
+    char *qp = sql_ident(ex->tables[fk->parent].name);
+    char *qpc = sql_ident(fk->parent_col);
+    buf_printf(b, " AND (s.%s IS NULL OR EXISTS (SELECT 1 FROM %s p WHERE p.%s = s.%s))", qc,
            qp, qpc, qc);
     free(qc), free(qp), free(qpc);
   }
@@ -105,7 +79,7 @@ static int target_is_empty(exporter *ex, const char *qt, int *empty) {
 }
 
 static int decide_direct(exporter *ex, ex_table *t, const char *qt) {
-  t->direct = 0;
+  t->direct.chosen = 0;
   /* omit filters rows against the target: always through staging */
   if (ex->secrets == SECRETS_OMIT) return 0;
   int empty;
@@ -118,73 +92,73 @@ static int decide_direct(exporter *ex, ex_table *t, const char *qt) {
   PQclear(r);
   /* someone may have inserted between the look and the lock */
   if (target_is_empty(ex, qt, &empty)) return -1;
-  t->direct = empty;
+  t->direct.chosen = empty;
   return 0;
 }
 
 static int upsert(exporter *ex, ex_table *t, const char *qt, const char *stage) {
-  sbuf b = {0, 0, 0};
+  ex_buf b = {0, 0, 0};
   int omit_update_only = ex->secrets == SECRETS_OMIT && t->has_sealed;
   PGresult *r;
   int64_t eligible = t->counts.read;
   if (ex->secrets == SECRETS_OMIT) {
-    sb_add(&b, "SELECT count(*) FROM %s s WHERE true", stage);
-    if (omit_update_only) sb_add(&b, " AND EXISTS (SELECT 1 FROM %s cur WHERE cur.id = s.id)", qt);
+    buf_printf(&b, "SELECT count(*) FROM %s s WHERE true", stage);
+    if (omit_update_only) buf_printf(&b, " AND EXISTS (SELECT 1 FROM %s cur WHERE cur.id = s.id)", qt);
     fk_filter(&b, ex, t);
-    r = pg_exec(ex, "counting rows to load", b.p);
+    r = pg_exec(ex, "counting rows to load", (char *)b.p);
     b.len = 0;
     if (!r) goto fail;
     eligible = int_value(r, 0, 0);
     PQclear(r);
   }
   if (omit_update_only) {
-    sb_add(&b, "WITH changed AS (UPDATE %s AS t SET ", qt);
+    buf_printf(&b, "WITH changed AS (UPDATE %s AS t SET ", qt);
     int first = 1;
     for (int j = 0; j < t->n_cols; j++) {
       if (!t->cols[j].sent || j == t->id_col) continue;
-      char *q = pg_ident(t->cols[j].name);
-      sb_add(&b, "%s%s = s.%s", first ? "" : ", ", q, q);
+      char *q = sql_ident(t->cols[j].name);
+      buf_printf(&b, "%s%s = s.%s", first ? "" : ", ", q, q);
       free(q);
       first = 0;
     }
-    sb_add(&b, " FROM %s s WHERE t.id = s.id AND ROW(", stage);
+    buf_printf(&b, " FROM %s s WHERE t.id = s.id AND ROW(", stage);
     col_list(&b, t, "t", 1);
-    sb_add(&b, ") IS DISTINCT FROM ROW(");
+    buf_printf(&b, ") IS DISTINCT FROM ROW(");
     col_list(&b, t, "s", 1);
-    sb_add(&b, ")");
+    buf_printf(&b, ")");
     fk_filter(&b, ex, t);
-    sb_add(&b, " RETURNING 1) SELECT 0, count(*) FROM changed");
+    buf_printf(&b, " RETURNING 1) SELECT 0, count(*) FROM changed");
   } else {
-    sb_add(&b, "WITH changed AS (INSERT INTO %s AS t (", qt);
+    buf_printf(&b, "WITH changed AS (INSERT INTO %s AS t (", qt);
     col_list(&b, t, NULL, 0);
-    sb_add(&b, ") SELECT ");
+    buf_printf(&b, ") SELECT ");
     col_list(&b, t, "s", 0);
-    sb_add(&b, " FROM %s s LEFT JOIN %s cur ON cur.id = s.id WHERE (cur.id IS NULL OR ROW(",
+    buf_printf(&b, " FROM %s s LEFT JOIN %s cur ON cur.id = s.id WHERE (cur.id IS NULL OR ROW(",
            stage, qt);
     col_list(&b, t, "cur", 1);
-    sb_add(&b, ") IS DISTINCT FROM ROW(");
+    buf_printf(&b, ") IS DISTINCT FROM ROW(");
     col_list(&b, t, "s", 1);
-    sb_add(&b, "))");
+    buf_printf(&b, "))");
     if (ex->secrets == SECRETS_OMIT) fk_filter(&b, ex, t);
-    sb_add(&b, " ON CONFLICT (id) DO UPDATE SET ");
+    buf_printf(&b, " ON CONFLICT (id) DO UPDATE SET ");
     int first = 1;
     for (int j = 0; j < t->n_cols; j++) {
       if (!t->cols[j].sent || j == t->id_col) continue;
-      char *q = pg_ident(t->cols[j].name);
-      sb_add(&b, "%s%s = excluded.%s", first ? "" : ", ", q, q);
+      char *q = sql_ident(t->cols[j].name);
+      buf_printf(&b, "%s%s = excluded.%s", first ? "" : ", ", q, q);
       free(q);
       first = 0;
     }
-    sb_add(&b, " WHERE ROW(");
+    buf_printf(&b, " WHERE ROW(");
     col_list(&b, t, "t", 1);
-    sb_add(&b, ") IS DISTINCT FROM ROW(");
+    buf_printf(&b, ") IS DISTINCT FROM ROW(");
     col_list(&b, t, "excluded", 1);
-    sb_add(&b, ") RETURNING (xmax = 0) AS inserted) "
+    buf_printf(&b, ") RETURNING (xmax = 0) AS inserted) "
                "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
                "FROM changed");
   }
   char *what = ex_strdup_printf("upsert into %s", t->name);
-  r = pg_exec(ex, what, b.p);
+  r = pg_exec(ex, what, (char *)b.p);
   free(what);
   if (!r) goto fail;
   t->counts.inserted = int_value(r, 0, 0);
@@ -200,13 +174,13 @@ fail:
 }
 
 static int load_table(exporter *ex, ex_table *t, int index) {
-  char *qt = pg_ident(t->name);
+  char *qt = sql_ident(t->name);
   char *stage = ex_strdup_printf("pg_temp.oauthdb_stage_%d", index);
-  sbuf b = {0, 0, 0};
+  ex_buf b = {0, 0, 0};
   int rc = -1;
   progress_begin(ex, "loading", t->name);
   if (decide_direct(ex, t, qt)) goto done;
-  if (t->direct) {
+  if (t->direct.chosen) {
     ex_deferred d;
     if (direct_defer(ex, t, qt, &d)) goto done;
     ex_trace(ex, "%s: empty in the target: COPY into it, %d indexes and %d foreign keys "
@@ -219,19 +193,19 @@ static int load_table(exporter *ex, ex_table *t, int index) {
     if (direct_restore(ex, &d)) goto done;
     t->counts.inserted = t->counts.read;
   } else {
-    sb_add(&b, "CREATE TEMP TABLE oauthdb_stage_%d (", index);
+    buf_printf(&b, "CREATE TEMP TABLE oauthdb_stage_%d (", index);
     int first = 1;
     for (int j = 0; j < t->n_cols; j++) {
       if (!t->cols[j].sent) continue;
-      char *q = pg_ident(t->cols[j].name);
-      sb_add(&b, "%s%s %s", first ? "" : ", ", q, t->cols[j].pg_type);
+      char *q = sql_ident(t->cols[j].name);
+      buf_printf(&b, "%s%s %s", first ? "" : ", ", q, t->cols[j].pg_type);
       free(q);
       first = 0;
     }
-    sb_add(&b, ") ON COMMIT DROP");
-    if (t->digest && digest_usable(t)) {
+    buf_printf(&b, ") ON COMMIT DROP");
+    if (t->rerun.chosen && digest_usable(t)) {
       int64_t staged = 0;
-      if (digest_stage(ex, t, stage, b.p, &staged)) goto done;
+      if (digest_stage(ex, t, stage, (char *)b.p, &staged)) goto done;
       progress_step(ex, t->counts.read);
       if (staged > 0) {
         if (upsert(ex, t, qt, stage)) goto done;
@@ -240,7 +214,7 @@ static int load_table(exporter *ex, ex_table *t, int index) {
         t->counts.unchanged = t->counts.read;
       }
     } else {
-      PGresult *r = pg_exec(ex, "creating a staging table", b.p);
+      PGresult *r = pg_exec(ex, "creating a staging table", (char *)b.p);
       if (!r) goto done;
       PQclear(r);
       if (copy_table(ex, t, stage, &t->counts.read)) goto done;
@@ -252,7 +226,7 @@ static int load_table(exporter *ex, ex_table *t, int index) {
       if (upsert(ex, t, qt, stage)) goto done;
     }
   }
-  if (ex->verify && verify_table(ex, t, t->direct ? NULL : stage)) goto done;
+  if (ex->verify && verify_table(ex, t, t->direct.chosen ? NULL : stage)) goto done;
   ex_trace(ex, "%s: loaded", t->name);
   rc = 0;
 done:
