@@ -5,6 +5,7 @@
 **   export_util.c      allocation, messages, progress, trace, buffers, quoting
 **   export_source.c    the dev database: read-only, one read transaction
 **   export_schema.c    the target: connection, migrations, catalog, FK order
+**   export_scope.c     which tables are promoted by default, --include
 **   export_validate.c  row checks before anything is sent
 **   export_json.c      JSON that PostgreSQL's jsonb accepts, and its text form
 **   export_copy.c      binary COPY encoding, streamed from sqlite3_step
@@ -107,6 +108,13 @@ typedef struct ex_finding {
   char *table, *id, *column, *reason;
 } ex_finding;
 
+/* A table the source has and this run leaves out (export_scope.c). */
+typedef struct ex_left_out {
+  char *table;
+  int64_t rows;
+  const char *reason;
+} ex_left_out;
+
 typedef struct exporter {
   /* options */
   const char *source_path;
@@ -115,6 +123,7 @@ typedef struct exporter {
   int progress;                  /* 1: draw the bar on stderr */
   secrets_mode secrets;
   const char *source_keyring_path, *target_keyring_path;
+  unsigned include_mask;         /* --include: opt-in tables asked for */
 
   sqlite3 *src;
   PGconn *pg;
@@ -129,6 +138,9 @@ typedef struct exporter {
   int64_t sealed_values;         /* sealed values in the source (pass 1) */
   int64_t sealed_counted;
   int64_t resealed, reseal_kept; /* reseal: newly sealed / production kept */
+
+  int n_left_out;
+  ex_left_out *left_out;
 
   /* findings */
   int64_t n_invalid;
@@ -200,6 +212,10 @@ PGresult *pg_exec(exporter *ex, const char *what, const char *sql);
 PGresult *pg_exec_params(exporter *ex, const char *what, const char *sql,
                          int n, const char *const *values);
 int pg_fail(exporter *ex, const char *what, const PGresult *res);
+
+/* export_scope.c */
+int scope_parse_include(exporter *ex, const char *list);
+int scope_apply(exporter *ex);
 
 /* export_validate.c */
 int validate_source(exporter *ex);

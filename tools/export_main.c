@@ -49,6 +49,8 @@ static void usage(FILE *f) {
       "  --secrets=omit         leave sealed columns out; token rows not\n"
       "                         already in production are skipped\n"
       "      (required when the source holds sealed values)\n"
+      "  --include=TABLE,...    also promote user_sessions, token_refresh_log,\n"
+      "                         auth_audit_log or sync_logs (left out by default)\n"
       "  --source-keyring=FILE  dev keyring for reseal (default $OAUTHDB_KEYRING)\n"
       "  --target-keyring=FILE  production keyring for reseal\n"
       "  -n, --dry-run          do everything, then roll back\n"
@@ -122,6 +124,9 @@ static void report_text(const exporter *ex) {
   printf("%-20s %10lld %10lld %10lld %10lld %10lld\n", "total",
          (long long)sum.read, (long long)sum.inserted, (long long)sum.updated,
          (long long)sum.unchanged, (long long)sum.skipped);
+  for (int i = 0; i < ex->n_left_out; i++)
+    printf("left out: %s, %lld rows (%s; --include=%s promotes them)\n", ex->left_out[i].table,
+           (long long)ex->left_out[i].rows, ex->left_out[i].reason, ex->left_out[i].table);
   if (ex->verify) printf("verify: %s\n", ex->verified ? "ok" : "not done");
   printf("%s\n", outcome(ex));
 }
@@ -151,6 +156,14 @@ static void report_json(const exporter *ex) {
             (long long)c->read, (long long)c->inserted, (long long)c->updated,
             (long long)c->unchanged, (long long)c->skipped);
   }
+  fprintf(f, "],\"left_out\":[");
+  for (int i = 0; i < ex->n_left_out; i++) {
+    fprintf(f, "%s{\"name\":", i ? "," : "");
+    json_string(f, ex->left_out[i].table);
+    fprintf(f, ",\"rows\":%lld,\"reason\":", (long long)ex->left_out[i].rows);
+    json_string(f, ex->left_out[i].reason);
+    fputc('}', f);
+  }
   fprintf(f, "],\"verify\":%s", !ex->verify ? "null" : ex->verified ? "true" : "false");
   fprintf(f, ",\"invalid_rows\":%lld,\"errors\":[", (long long)ex->n_invalid);
   for (int i = 0; i < ex->n_findings; i++) {
@@ -176,7 +189,7 @@ static void report_json(const exporter *ex) {
 
 static int parse_options(exporter *ex, int argc, char **argv) {
   enum { OPT_SECRETS = 256, OPT_SRC_KR, OPT_TGT_KR, OPT_VERIFY, OPT_ALL,
-         OPT_JSON, OPT_PROGRESS };
+         OPT_JSON, OPT_PROGRESS, OPT_INCLUDE };
   static const struct option longopts[] = {
       {"secrets", required_argument, 0, OPT_SECRETS},
       {"source-keyring", required_argument, 0, OPT_SRC_KR},
@@ -186,6 +199,7 @@ static int parse_options(exporter *ex, int argc, char **argv) {
       {"all-errors", no_argument, 0, OPT_ALL},
       {"json", no_argument, 0, OPT_JSON},
       {"progress", required_argument, 0, OPT_PROGRESS},
+      {"include", required_argument, 0, OPT_INCLUDE},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
@@ -209,6 +223,9 @@ static int parse_options(exporter *ex, int argc, char **argv) {
     case OPT_ALL: ex->all_errors = 1; break;
     case OPT_JSON: ex->json = 1; break;
     case OPT_PROGRESS: progress = optarg; break;
+    case OPT_INCLUDE:
+      if (scope_parse_include(ex, optarg)) return -1;
+      break;
     case 'h': usage(stdout); exit(EXIT_OK);
     case 'V': printf("oauthdb-export %s\n", EXPORT_VERSION); exit(EXIT_OK);
     default:
@@ -243,7 +260,7 @@ static int parse_options(exporter *ex, int argc, char **argv) {
 
 static int run(exporter *ex) {
   ex_trace(ex, "start");
-  if (source_open(ex) || source_plan(ex) || secrets_prepare(ex)) return -1;
+  if (source_open(ex) || source_plan(ex) || scope_apply(ex) || secrets_prepare(ex)) return -1;
   if (target_connect(ex) || target_begin(ex) || target_migrate(ex) ||
       target_catalog(ex))
     return -1;
@@ -290,6 +307,8 @@ static void free_all(exporter *ex) {
     free(t->name);
   }
   free(ex->tables);
+  for (int i = 0; i < ex->n_left_out; i++) free(ex->left_out[i].table);
+  free(ex->left_out);
   for (int i = 0; i < ex->n_findings; i++) {
     free(ex->findings[i].table);
     free(ex->findings[i].id);
