@@ -34,8 +34,15 @@ enum {
   EXIT_DATAERR = 65,    /* a source row is invalid (or the target refused one) */
   EXIT_NOINPUT = 66,    /* the source database cannot be opened or read */
   EXIT_TARGET = 69,     /* the target: connection, schema, server errors */
-  EXIT_VERIFY = 70      /* --verify found a difference; nothing committed */
+  EXIT_VERIFY = 70,     /* --verify found a difference; nothing committed */
+  EXIT_CONFLICT = 75    /* rows changed in production and in dev: --on-conflict */
 };
+
+typedef enum on_conflict {
+  CONFLICT_STOP = 0,    /* list them and roll back (the default) */
+  CONFLICT_DEV,         /* dev's row wins */
+  CONFLICT_PROD         /* production's row stays */
+} on_conflict;
 
 typedef enum secrets_mode {
   SECRETS_UNSET = 0,
@@ -76,9 +83,14 @@ typedef struct ex_fk {  /* one column of a foreign key, as PostgreSQL has it */
 
 typedef struct ex_counts {
   int64_t read, inserted, updated, unchanged, skipped;
+  int64_t kept;           /* production changed them since: left as they are */
+  int64_t conflicts;      /* changed on both sides (resolved by --on-conflict) */
+  int64_t removed_in_dev; /* promoted earlier, no longer in the source */
+  int64_t deleted;        /* of those, deleted in production (--delete-removed) */
 } ex_counts;
 
 typedef struct ex_digest_state ex_digest_state;
+typedef struct ex_digester ex_digester;
 
 typedef struct ex_table {
   char *name;
@@ -101,7 +113,17 @@ typedef struct ex_table {
   struct { int chosen; struct ex_digest_state *state; } rerun;
   /* --verify: the source side's digest (export_verify.c) */
   struct { int done; int64_t rows; __int128 sum; } verify;
+  /* the promotion ledger (export_ledger.c) */
+  struct {
+    int64_t rows;       /* ledger rows of this table before the run */
+    int gone_ready;     /* pg_temp.oauthdb_gone_N holds the rows dev removed */
+  } ledger;
 } ex_table;
+
+/* A row changed on both sides, for the report (export_ledger.c). */
+typedef struct ex_conflict {
+  char *table, *id, *columns, *reason;
+} ex_conflict;
 
 /* One invalid-row finding, kept (up to a cap) for the --json report. */
 typedef struct ex_finding {
@@ -124,6 +146,10 @@ typedef struct exporter {
   secrets_mode secrets;
   const char *source_keyring_path, *target_keyring_path;
   unsigned include_mask;         /* --include: opt-in tables asked for */
+  on_conflict on_conflict;       /* --on-conflict=dev|prod */
+  int delete_removed;            /* --delete-removed */
+  int allow_secrets_change;      /* --allow-secrets-change */
+  const char *source_id_opt;     /* --source-id */
 
   sqlite3 *src;
   PGconn *pg;
@@ -142,6 +168,18 @@ typedef struct exporter {
   int n_left_out;
   ex_left_out *left_out;
 
+  /* the promotion ledger (export_ledger.c) */
+  struct {
+    char *source_id;             /* the dev database's identity */
+    char run_id[24];             /* this run's oauthdb_promotion_runs row */
+    char xid[24];                /* its transaction id: rows it writes have xmin = xid */
+    int n_key_ids;
+    uint32_t key_ids[16];        /* key ids of the source's sealed values */
+    int64_t n_conflicts;
+    int n_conflicts_kept;
+    ex_conflict *conflicts;      /* the first MAX_CONFLICTS_KEPT, for --json */
+  } ledger;
+
   /* findings */
   int64_t n_invalid;
   int n_findings;
@@ -150,7 +188,6 @@ typedef struct exporter {
   char *failure;                 /* its message, for --json */
   int verified;                  /* --verify passed */
   struct { int settings_done; } direct;  /* SET LOCAL for index builds */
-  struct { int compare_rows; } rerun;     /* whole rows, not digests */
   int committed;
 
   /* progress */
@@ -217,6 +254,23 @@ int pg_fail(exporter *ex, const char *what, const PGresult *res);
 int scope_parse_include(exporter *ex, const char *list);
 int scope_apply(exporter *ex);
 
+/* export_ledger.c: three-way promotion (docs/EXPORT.md). */
+#define LEDGER_DIGEST_COL "oauthdb_digest"   /* the staging table's extra column */
+int ledger_prepare(exporter *ex);          /* after target_catalog */
+void ledger_note_key_id(exporter *ex, uint32_t kid);  /* pass 1 */
+int ledger_record_direct(exporter *ex, ex_table *t);  /* an empty table, loaded */
+/* A staged table: classify each staged row (source, ledger, target), keep
+** only the rows to write in stage, check secrets. *n_to_write: how many. */
+int ledger_classify(exporter *ex, ex_table *t, const char *qt, const char *stage,
+                    int index, int full_stage, int64_t *n_to_write);
+int ledger_record(exporter *ex, ex_table *t, const char *qt, int index);
+int ledger_gone_full(exporter *ex, ex_table *t, int index, int plan_exists);
+/* Rows promoted earlier that the source no longer has. */
+int ledger_gone_from_ids(exporter *ex, ex_table *t, int index, const char *ids,
+                         int64_t n_ids, int staged);
+int ledger_finish(exporter *ex);           /* deletes, conflicts, the run's counts */
+void ledger_free(exporter *ex);
+
 /* export_validate.c */
 int validate_source(exporter *ex);
 int utf8_check(const unsigned char *s, size_t n, size_t *bad_at);
@@ -270,6 +324,7 @@ typedef struct ex_copy {
   int failed;                    /* 1: our error (abort); 2: connection broken */
   unsigned char *sealed;         /* reseal's output */
   size_t sealed_cap;
+  ex_digester *digester;         /* set: each tuple ends with the row's digest */
 } ex_copy;
 int copy_start(exporter *ex, ex_copy *c, const char *sql, const char *what);
 int copy_tuple_done(ex_copy *c);
@@ -277,6 +332,8 @@ int copy_source_row(ex_copy *c, ex_table *t, sqlite3_stmt *st);
 int copy_finish(ex_copy *c, int64_t *taken);
 /* COPY the table's rows into dest; *rows gets the count the target took. */
 int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows);
+/* The same into a staging table whose last column is LEDGER_DIGEST_COL. */
+int copy_table_digested(exporter *ex, ex_table *t, const char *dest, int64_t *rows);
 
 /* export_upsert.c */
 int load_tables(exporter *ex);
@@ -304,12 +361,24 @@ int digest_end(exporter *ex, ex_table *t, int stopped);
 int digest_usable(const ex_table *t);
 int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *create_stage_sql,
                  int64_t *n_staged);
+/* The ledger's digest of a row: SHA-256 over its sent columns but id, each
+** in its binary send format, sealed values as the source holds them. */
+ex_digester *digester_new(const ex_table *t);
+void digester_delete(ex_digester *d, const ex_table *t);
+int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *st,
+                 unsigned char h[32]);
+/* The ids (text, each NUL-terminated) of ledger rows the source lacks. */
+const char *digest_gone_ids(const ex_table *t, int64_t *n);
 void digest_state_free(ex_table *t);
 
 /* export_verify.c */
 /* Add the current row of st (a pass-2 statement) to t's source digest. */
 int verify_add_row(exporter *ex, ex_table *t, sqlite3_stmt *st);
 int verify_table(exporter *ex, ex_table *t, const char *stage);
+/* Staged tables: the staging table holds exactly the source's rows ... */
+int verify_staged(exporter *ex, ex_table *t, const char *stage);
+/* ... and every row written, or found equal, is in the target as staged. */
+int verify_written(exporter *ex, ex_table *t, const char *qt, const char *stage, int index);
 /* The column list rendering digested on the PostgreSQL side (malloc'd). */
 char *verify_pg_digest_expr(const exporter *ex, const ex_table *t,
                             const char *alias);

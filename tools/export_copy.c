@@ -176,7 +176,7 @@ int copy_tuple_done(ex_copy *c) {
 
 /* Append the current row of st (rowid, then t's columns) as one tuple. */
 int copy_source_row(ex_copy *c, ex_table *t, sqlite3_stmt *st) {
-  buf_be(&c->b, (uint16_t)t->n_sent, 2);
+  buf_be(&c->b, (uint16_t)(t->n_sent + (c->digester != NULL)), 2);
   for (int j = 0; j < t->n_cols; j++) {
     const ex_column *col = &t->cols[j];
     if (!col->sent) continue;
@@ -184,6 +184,14 @@ int copy_source_row(ex_copy *c, ex_table *t, sqlite3_stmt *st) {
       c->failed = 1;
       return -1;
     }
+  }
+  if (c->digester) {
+    unsigned char h[32];
+    if (digester_row(c->ex, t, c->digester, st, h)) {
+      c->failed = 1;
+      return -1;
+    }
+    buf_field(&c->b, h, sizeof h);
   }
   return copy_tuple_done(c);
 }
@@ -205,6 +213,7 @@ int copy_finish(ex_copy *c, int64_t *taken) {
   free(c->b.p);
   free(c->sealed);
   c->b.p = NULL, c->sealed = NULL;
+  c->digester = NULL;  /* the caller's */
   if (!c->started || failed == 2) {  /* not started, or the connection is gone */
     free(c->what);
     return -1;
@@ -232,8 +241,20 @@ int copy_finish(ex_copy *c, int64_t *taken) {
   return failed ? -1 : 0;
 }
 
+static int copy_rows(exporter *ex, ex_table *t, const char *dest, int digested,
+                     int64_t *rows_out);
+
 /* COPY dest (sent columns) FROM STDIN (FORMAT binary), rows from pass 2. */
 int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows_out) {
+  return copy_rows(ex, t, dest, 0, rows_out);
+}
+
+int copy_table_digested(exporter *ex, ex_table *t, const char *dest, int64_t *rows_out) {
+  return copy_rows(ex, t, dest, 1, rows_out);
+}
+
+static int copy_rows(exporter *ex, ex_table *t, const char *dest, int digested,
+                     int64_t *rows_out) {
   char *what = ex_strdup_printf("COPY of %s", t->name);
   char *sql = source_select_sql(t, 0);
   sqlite3_stmt *st = NULL;
@@ -248,10 +269,13 @@ int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows_out) {
   t->n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) t->n_sent += t->cols[j].sent;
   char *cols = copy_column_list(t);
-  sql = ex_strdup_printf("COPY %s (%s) FROM STDIN (FORMAT binary)", dest, cols);
+  sql = ex_strdup_printf("COPY %s (%s%s) FROM STDIN (FORMAT binary)", dest, cols,
+                         digested ? ", " LEDGER_DIGEST_COL : "");
   free(cols);
   ex_copy c;
   rc = copy_start(ex, &c, sql, what);
+  ex_digester *d = digested && rc == 0 ? digester_new(t) : NULL;
+  c.digester = d;
   free(sql);
   free(what);
   if (rc) {
@@ -270,5 +294,7 @@ int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows_out) {
     c.failed = 1;
   }
   sqlite3_finalize(st);
-  return copy_finish(&c, rows_out);
+  rc = copy_finish(&c, rows_out);
+  if (d) digester_delete(d, t);
+  return rc;
 }

@@ -1,60 +1,47 @@
 /*
-** export_digest.c: a rerun sends only what changed.
+** export_digest.c: a rerun sends only what dev changed since the last
+** promotion, without reading production's rows.
 **
-** For a target table that already holds rows, sending every source row to a
-** staging table and comparing there costs as much as the first load (the
-** COPY of full rows, then a join that compares every column). Instead, pass
-** 1 compares each row with the target's as it goes:
+** The promotion ledger (export_ledger.c) holds, for every promoted row, the
+** digest of the row as it was sent. For a table most of whose rows were
+** promoted before, pass 1 merges two streams in id order:
 **
-**   - before pass 1 reads a table, the exporter asks PostgreSQL for
-**       COPY (SELECT id, <the sent columns> FROM t ORDER BY id)
-**         TO STDOUT (FORMAT binary)
-**     or, over a network, for each row's SHA-256 digest instead of its
-**     columns (sent without waiting: PostgreSQL reads while pass 1 checks);
-**   - pass 1 reads the source in id order too (SQLite's primary key index)
-**     and, for every row that passed its checks, encodes it the same way
-**     and merges the two streams: an id the target lacks, or whose bytes
-**     (or digest) differ, is a changed row (its id is kept, up to
-**     LOOKUP_MAX of them); target rows the source lacks are passed over;
-**   - after pass 1, only the changed rows are sent in full into the usual
-**     staging table (pg_temp.oauthdb_stage_N), each looked up by id in the
-**     source (all rows, as before, when there are more than LOOKUP_MAX or
-**     more than half the rows), and the usual upsert runs on them
-**     (export_upsert.c).
+**   - the ledger's rows of the table,
+**       COPY (SELECT row_id, digest FROM oauthdb_promoted_rows
+**             WHERE table_name = ... ORDER BY row_id) TO STDOUT (FORMAT binary)
+**     sent without waiting, so PostgreSQL reads while pass 1 checks;
+**   - the source's rows, read in id order (SQLite's primary key index),
+**     each valid row's digest computed as the ledger's was (digester_row).
 **
-** So a rerun with nothing changed reads the source once, while PostgreSQL
-** reads the target once, and sends nothing at all. Nothing of the source
-** goes to the target before every row passed.
+** Equal digests: dev has not changed the row since it was promoted, and
+** nothing about it is sent; whatever production did to it stays (the
+** ledger counts those as kept, from row versions alone). A different
+** digest, or an id the ledger lacks: the row is changed (its id is kept, up
+** to LOOKUP_MAX of them). Ledger ids the source lacks: rows dev removed
+** (digest_gone_ids). After pass 1 only the changed rows go, each looked up
+** by id in the source (all rows when there are more than LOOKUP_MAX or
+** more than half), with their digests, into the staging table, where
+** export_ledger.c classifies them against the ledger and production.
 **
-** Whole rows: the target's binary COPY tuple against the source row's, as
-** export_copy.c encodes it, byte for byte, except that a jsonb value comes
-** in PostgreSQL's normal form, which the source side renders with
-** json_canonical (export_json.c), as --verify does. Streaming the rows
-** costs PostgreSQL less than half of hashing them, so this is the choice
-** when the target is on this machine (a unix socket).
+** The digest: SHA-256 over the row's sent columns but id, each value in
+** its PostgreSQL type's binary send format (jsonb in its normal form,
+** json_canonical), self-delimiting: fixed-size values as they are, text a
+** NUL after it, bytea its int32 length first, and a 1 byte before each
+** value of a nullable column, a 0 byte alone for NULL. Sealed values are
+** digested as the source holds them, whatever --secrets sends, so the same
+** dev row has the same digest under keep and reseal.
 **
-** Digests (over a network, where the rows would cost ten times the bytes):
-** SHA-256 over each column's binary send format, self-delimiting (see
-** pg_value_expr), computed by PostgreSQL in SQL (in parallel workers where
-** it has them) and by the exporter from SQLite's values (libsodium).
-**
-** Either way the comparison only decides which rows are worth sending: a
-** row it calls changed still goes through the upsert, whose IS DISTINCT
-** FROM decides (a jsonb number 1.0 against 1.00 is sent and then found
-** unchanged), and a row it calls unchanged has exactly the target's bytes.
-**
-** The target's rows are those of the statement's snapshot, taken when
-** pass 1 reaches the table. A row the application changes in production
-** after that, and that the source has unchanged, keeps the application's
-** change, as if the application had written it just after the export.
+** So a rerun with nothing changed reads the source once and the ledger's
+** digests once, and sends nothing at all. Nothing of the source goes to
+** the target before every row passed.
 **
 ** Used under --secrets=keep and when there are no sealed values (reseal
 ** and omit need the full staging table: reconciliation, skipped rows),
-** without --verify (which digests every sent row in staging), when the
-** source has an index on id and its rows sit roughly in id order, and only
-** where the target holds at least half as many rows as the source
-** (otherwise most rows are new and go in full anyway). Anything unexpected
-** (ids out of order on either side) sends the table in full.
+** without --verify (which digests every sent row in staging), for a table
+** with uuid ids whose ledger holds at least half as many rows as the
+** source, when the source has an index on id and its rows sit roughly in
+** id order. Anything unexpected (ids out of order on either side) sends
+** the table in full, and the full path classifies every row the same way.
 */
 #include <stdio.h>
 #include <sodium.h>
@@ -71,7 +58,6 @@ struct ex_digest_state {
   char *msg;                /* the target's current row (a COPY message) */
   const unsigned char *cur_id, *cur_h;  /* cur_h: the digest, or the row's fields */
   size_t cur_id_n, cur_h_n;
-  int whole_rows;           /* the target sends its rows, not their digests */
   int cur;                  /* msg holds a row */
   int target_done;          /* the target's stream has ended */
   int streaming;            /* its COPY is still open */
@@ -85,6 +71,9 @@ struct ex_digest_state {
   struct ex_digester *d;
   /* the outcome */
   int64_t rows, changed;
+  char *gone;               /* ledger ids the source lacks, text, each with its NUL */
+  size_t gone_len, gone_cap;
+  int64_t n_gone;
   char *ids;                /* changed ids, text, each with its NUL */
   size_t ids_len, ids_cap;
   int64_t n_ids;
@@ -93,59 +82,6 @@ struct ex_digest_state {
 /* Columns in the digest: the sent ones but id (the merge's key). */
 static int digested(const ex_table *t, int j) {
   return t->cols[j].sent && j != t->id_col;
-}
-
-/*
-** The digest's input, column by column (the sent columns but id): each
-** value in its type's binary send format, so that PostgreSQL produces it
-** with the send functions and no text conversion (timestamps in
-** particular are dear to print), and self-delimiting, so that the whole is
-** unambiguous:
-**
-**   uuid, timestamptz, timestamp, boolean, int2/4/8   the fixed-size bytes
-**   text, json, jsonb                  the bytes (jsonb: jsonb_send, the
-**                                      version byte then its normal text),
-**                                      then a 0 byte (text holds no NUL)
-**   bytea                              int32 length, then the bytes
-**
-** and, for a column that may be NULL, a 1 byte before the value and a 0
-** byte alone for NULL. Per column, in SQL:
-*/
-static char *pg_value_expr(const ex_column *c, const char *v) {
-  switch (c->kind) {
-  case PGK_UUID: return ex_strdup_printf("uuid_send(%s)", v);
-  case PGK_TEXT:
-  case PGK_JSON: return ex_strdup_printf("textsend(%s::text) || '\\x00'::bytea", v);
-  case PGK_JSONB: return ex_strdup_printf("jsonb_send(%s) || '\\x00'::bytea", v);
-  case PGK_TIMESTAMPTZ: return ex_strdup_printf("timestamptz_send(%s)", v);
-  case PGK_TIMESTAMP: return ex_strdup_printf("timestamp_send(%s)", v);
-  case PGK_BOOL: return ex_strdup_printf("boolsend(%s)", v);
-  case PGK_INT2: return ex_strdup_printf("int2send(%s)", v);
-  case PGK_INT4: return ex_strdup_printf("int4send(%s)", v);
-  case PGK_INT8: return ex_strdup_printf("int8send(%s)", v);
-  case PGK_BYTEA: default: return ex_strdup_printf("int4send(length(%s)) || %s", v, v);
-  }
-}
-
-/* sha256(<every column's part> || ...) over the row alias (malloc'd). */
-static char *pg_digest_expr(const ex_table *t, const char *alias) {
-  ex_buf b = {0, 0, 0};
-  const char *head = "sha256(''::bytea";
-  memcpy(buf_reserve(&b, strlen(head)), head, strlen(head));
-  for (int j = 0; j < t->n_cols; j++) {
-    if (!digested(t, j)) continue;
-    const ex_column *c = &t->cols[j];
-    char *q = sql_ident(c->name);
-    char *v = ex_strdup_printf("%s.%s", alias, q);
-    char *e = pg_value_expr(c, v);
-    char *part = c->not_null ? ex_strdup_printf(" || %s", e)
-                             : ex_strdup_printf(" || coalesce('\\x01'::bytea || %s, '\\x00'::bytea)", e);
-    memcpy(buf_reserve(&b, strlen(part)), part, strlen(part));
-    free(part), free(e), free(v), free(q);
-  }
-  const char *tail = ")";
-  memcpy(buf_reserve(&b, strlen(tail) + 1), tail, strlen(tail) + 1);
-  return (char *)b.p;
 }
 
 /* The last JSON text of a column and its jsonb normal form: dev data
@@ -162,6 +98,14 @@ typedef struct ex_digester {
   char *canon;        /* json_canonical's output */
   size_t canon_cap;
 } digester;
+
+ex_digester *digester_new(const ex_table *t) {
+  digester *d = ex_xmalloc(sizeof *d);
+  memset(d, 0, sizeof *d);
+  d->memo = ex_xmalloc(sizeof *d->memo * (size_t)(t->n_cols ? t->n_cols : 1));
+  memset(d->memo, 0, sizeof *d->memo * (size_t)(t->n_cols ? t->n_cols : 1));
+  return d;
+}
 
 #define MEMO_MAX 4096
 
@@ -255,38 +199,28 @@ static int row_digest(exporter *ex, const ex_table *t, digester *d, sqlite3_stmt
   return 0;
 }
 
-/* The current row of st as the target's COPY sends it: every sent column
-** as a binary COPY field (int32 length, the send format), jsonb in its
-** normal form (as jsonb_send has it). */
-static int row_fields(exporter *ex, const ex_table *t, digester *d, sqlite3_stmt *st) {
-  ex_buf *b = &d->rec;
-  b->len = 0;
-  for (int j = 0; j < t->n_cols; j++) {
-    const ex_column *c = &t->cols[j];
-    if (!c->sent) continue;
-    int col = j + 1;
-    if (c->kind == PGK_JSONB && sqlite3_column_type(st, col) != SQLITE_NULL) {
-      size_t n;
-      const char *v = canonical(ex, t, d, j, (const char *)sqlite3_column_text(st, col),
-                                (size_t)sqlite3_column_bytes(st, col), &n);
-      if (!v) return -1;
-      buf_be(b, (uint32_t)(n + 1), 4);
-      unsigned char *at = buf_reserve(b, n + 1);
-      at[0] = 1;  /* jsonb's binary format version */
-      memcpy(at + 1, v, n);
-      continue;
-    }
-    /* keep (or no sealed values): sealed bytes as they are */
-    if (encode_value(ex, t, c, st, col, b, NULL, NULL, 1)) return -1;
-  }
-  return 0;
-}
-
 static void digester_free(digester *d, int n_cols) {
   free(d->rec.p);
   for (int j = 0; j < n_cols; j++) free(d->memo[j].src), free(d->memo[j].out);
   free(d->memo);
   free(d->canon);
+}
+
+void digester_delete(ex_digester *d, const ex_table *t) {
+  if (!d) return;
+  digester_free(d, t->n_cols);
+  free(d);
+}
+
+int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *st,
+                 unsigned char h[32]) {
+  return row_digest(ex, t, d, st, h);
+}
+
+const char *digest_gone_ids(const ex_table *t, int64_t *n) {
+  const ex_digest_state *s = t->rerun.state;
+  *n = s ? s->n_gone : 0;
+  return s ? s->gone : NULL;
 }
 
 /* Does the source run sql through an index, without a sort (which could
@@ -346,24 +280,14 @@ int digest_prepare(exporter *ex) {
      which costs PostgreSQL less than half of hashing them. Over a network:
      their digests, a tenth of the bytes. OAUTHDB_EXPORT_COMPARE=rows|digests
      chooses (tests, diagnosis). */
-  const char *host = PQhost(ex->pg), *force = getenv("OAUTHDB_EXPORT_COMPARE");
-  ex->rerun.compare_rows = host && host[0] == '/';
-  if (force && !strcmp(force, "rows")) ex->rerun.compare_rows = 1;
-  if (force && !strcmp(force, "digests")) ex->rerun.compare_rows = 0;
   for (int i = 0; i < ex->n_tables; i++) {
     ex_table *t = &ex->tables[i];
     t->rerun.chosen = 0;
     if (t->n_source == 0) continue;
-    char *qt = sql_ident(t->name);
-    int64_t half = (t->n_source + 1) / 2;
-    char *sql = ex_strdup_printf("SELECT count(*) FROM (SELECT FROM %s LIMIT %lld) s", qt,
-                                 (long long)half);
-    free(qt);
-    PGresult *r = pg_exec(ex, "counting the target's rows", sql);
-    free(sql);
-    if (!r) return -1;
-    t->rerun.chosen = strtoll(PQgetvalue(r, 0, 0), NULL, 10) >= half;
-    PQclear(r);
+    /* most rows promoted before (else most go in full anyway), with
+       uuid ids (the ledger's) */
+    t->rerun.chosen = t->ledger.rows >= (t->n_source + 1) / 2 &&
+                      t->cols[t->id_col].kind == PGK_UUID;
     if (!t->rerun.chosen) continue;
     /* the source must find rows by id, and read them in id order, through
        an index (no sort, which could write a temporary file) */
@@ -384,14 +308,11 @@ void digest_state_free(ex_table *t) {
   if (s->msg) PQfreemem(s->msg);
   if (s->d) digester_free(s->d, t->n_cols), free(s->d);
   free(s->ids);
+  free(s->gone);
   free(s);
   t->rerun.state = NULL;
 }
 
-/* The ORDER BY of the merge: uuid order is byte order; text in "C". */
-static const char *order_collate(const ex_table *t) {
-  return t->cols[t->id_col].kind == PGK_UUID ? "" : " COLLATE \"C\"";
-}
 
 /* Pass 1 begins table t: ask for the target's digests, in id order. */
 int digest_begin(exporter *ex, ex_table *t) {
@@ -403,47 +324,31 @@ int digest_begin(exporter *ex, ex_table *t) {
   memset(s->d, 0, sizeof *s->d);
   s->d->memo = ex_xmalloc(sizeof *s->d->memo * (size_t)t->n_cols);
   memset(s->d->memo, 0, sizeof *s->d->memo * (size_t)t->n_cols);
-  s->whole_rows = ex->rerun.compare_rows;
   t->n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) t->n_sent += t->cols[j].sent;
   PGresult *r;
-  if (!s->whole_rows) {
-    /* Computing the digests is the work: PostgreSQL may share it among
-       parallel workers (in id order through Gather Merge). The planner does
-       not know how dear sha256 is, so passing rows between processes is
-       made cheap for this one statement; finish_target resets both. */
-    r = pg_exec(ex, "reading the target's digests",
-                "SET LOCAL parallel_setup_cost = 0; "
-                "SET LOCAL parallel_tuple_cost = 0.001");
-    if (!r) {
-      s->failed = 1;
-      return -1;
-    }
-    PQclear(r);
-  }
-  char *qt = sql_ident(t->name);
-  char *qid = sql_ident(t->cols[t->id_col].name);
-  char *expr = s->whole_rows ? copy_column_list(t) : pg_digest_expr(t, "cur");
-  char *sql = ex_strdup_printf("COPY (SELECT cur.%s, %s FROM %s cur ORDER BY cur.%s%s) "
-                               "TO STDOUT (FORMAT binary)",
-                               qid, expr, qt, qid, order_collate(t));
-  free(qt), free(qid), free(expr);
+  /* the ledger's digests of the table's rows, in id order */
+  char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
+  char *sql = ex_strdup_printf("COPY (SELECT row_id, digest FROM oauthdb_promoted_rows "
+                               "WHERE table_name = %s ORDER BY row_id) "
+                               "TO STDOUT (FORMAT binary)", lit ? lit : "''");
+  PQfreemem(lit);
   r = PQexec(ex->pg, sql);
   free(sql);
   if (PQresultStatus(r) != PGRES_COPY_OUT) {
     s->failed = 1;
     s->target_done = 1;
-    pg_fail(ex, "reading the target's digests", r);
+    pg_fail(ex, "reading the ledger's digests", r);
     PQclear(r);
     return -1;
   }
   PQclear(r);
   s->streaming = 1;
-  s->fields = s->whole_rows ? 1 + t->n_sent : 2;
+  s->fields = 2;
   return 0;
 }
 
-/* The end of the target's COPY: its status, and the settings back. */
+/* The end of the ledger's COPY: its status. */
 static int finish_target(exporter *ex, ex_digest_state *s) {
   PGresult *r;
   int rc = 0;
@@ -452,19 +357,11 @@ static int finish_target(exporter *ex, ex_digest_state *s) {
   while ((r = PQgetResult(ex->pg))) {
     if (PQresultStatus(r) != PGRES_COMMAND_OK && !s->failed) {
       s->failed = 1;
-      rc = pg_fail(ex, "reading the target's digests", r);
+      rc = pg_fail(ex, "reading the ledger's digests", r);
     }
     PQclear(r);
   }
-  if (rc || s->whole_rows) return rc;
-  r = pg_exec(ex, "reading the target's digests",
-              "RESET parallel_setup_cost; RESET parallel_tuple_cost");
-  if (!r) {
-    s->failed = 1;
-    return -1;
-  }
-  PQclear(r);
-  return 0;
+  return rc;
 }
 
 /* The next target row into s->cur_id, s->cur_h (s->cur = 0 at the end).
@@ -480,7 +377,7 @@ static int next_target(exporter *ex, ex_digest_state *s) {
       s->failed = 1;
       s->streaming = 0;
       s->target_done = 1;
-      return pg_fail(ex, "reading the target's digests", NULL);
+      return pg_fail(ex, "reading the ledger's digests", NULL);
     }
     const unsigned char *p = (const unsigned char *)s->msg;
     size_t len = (size_t)n;
@@ -509,10 +406,8 @@ static int next_target(exporter *ex, ex_digest_state *s) {
     if (idn > len - 6) goto bad;
     const unsigned char *rest = p + 6 + idn;
     size_t rest_n = len - 6 - idn;
-    if (!s->whole_rows) {
-      if (rest_n != 4 + 32 || rest[0] || rest[1] || rest[2] || rest[3] != 32) goto bad;
-      rest += 4, rest_n = 32;
-    }
+    if (rest_n != 4 + 32 || rest[0] || rest[1] || rest[2] || rest[3] != 32) goto bad;
+    rest += 4, rest_n = 32;
     s->cur_id = p + 6, s->cur_id_n = idn, s->cur_h = rest, s->cur_h_n = rest_n;
     s->cur = 1;
     return 0;
@@ -527,6 +422,30 @@ static int next_target(exporter *ex, ex_digest_state *s) {
 static int cmp_bytes(const unsigned char *a, size_t na, const unsigned char *b, size_t nb) {
   int c = memcmp(a, b, na < nb ? na : nb);
   return c ? c : (na > nb) - (na < nb);
+}
+
+/* A ledger row (its id as 16 bytes) the source does not have. */
+static void note_gone(ex_digest_state *s, const unsigned char *id, size_t n) {
+  if (n != 16) {
+    s->broken = 1;
+    return;
+  }
+  if (++s->n_gone > LOOKUP_MAX) {  /* a mass removal: the full path counts it */
+    s->broken = 1;
+    return;
+  }
+  char text[37];
+  static const char hex[] = "0123456789abcdef";
+  size_t k = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) text[k++] = '-';
+    text[k++] = hex[id[i] >> 4];
+    text[k++] = hex[id[i] & 15];
+  }
+  text[k] = 0;
+  if (s->gone_len + 37 > s->gone_cap) s->gone = ex_xrealloc(s->gone, s->gone_cap = 2 * (s->gone_len + 37));
+  memcpy(s->gone + s->gone_len, text, 37);
+  s->gone_len += 37;
 }
 
 static void note_changed(ex_digest_state *s, const char *id, size_t n) {
@@ -584,6 +503,7 @@ int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
       return 0;
     }
     memcpy(prev, s->cur_id, prev_n);
+    note_gone(s, s->cur_id, s->cur_id_n);
     if (next_target(ex, s)) return -1;
     if (s->cur && cmp_bytes(prev, prev_n, s->cur_id, s->cur_id_n) >= 0) {
       s->broken = 1;  /* the target's ids are not in the source's order */
@@ -591,16 +511,9 @@ int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
     }
   }
   if (s->cur && c == 0) {
-    int same;
-    if (s->whole_rows) {
-      if (row_fields(ex, t, s->d, st)) return -1;
-      same = s->d->rec.len == s->cur_h_n && memcmp(s->d->rec.p, s->cur_h, s->cur_h_n) == 0;
-    } else {
-      unsigned char h[32];
-      if (row_digest(ex, t, s->d, st, h)) return -1;
-      same = memcmp(h, s->cur_h, 32) == 0;
-    }
-    if (!same) note_changed(s, (const char *)idtext, idtext_n);
+    unsigned char h[32];
+    if (row_digest(ex, t, s->d, st, h)) return -1;
+    if (memcmp(h, s->cur_h, 32) != 0) note_changed(s, (const char *)idtext, idtext_n);
     if (next_target(ex, s)) return -1;
   } else {
     note_changed(s, (const char *)idtext, idtext_n);  /* the target lacks it */
@@ -633,9 +546,12 @@ int digest_end(exporter *ex, ex_table *t, int stopped) {
     s->streaming = 0;
     return 0;
   }
-  /* the rest of the target's rows (ids the source does not have) */
-  while (!s->target_done)
+  /* the rest of the ledger's rows (ids the source does not have) */
+  if (!s->have_src && !s->target_done && next_target(ex, s)) return -1;
+  while (!s->target_done) {
+    if (s->cur) note_gone(s, s->cur_id, s->cur_id_n);
     if (next_target(ex, s)) return -1;
+  }
   return s->failed ? -1 : 0;
 }
 
@@ -643,7 +559,8 @@ int digest_end(exporter *ex, ex_table *t, int stopped) {
 static int send_changed(exporter *ex, ex_table *t, sqlite3_stmt *lookup, const char *stage) {
   ex_digest_state *s = t->rerun.state;
   char *cols = copy_column_list(t);
-  char *sql = ex_strdup_printf("COPY %s (%s) FROM STDIN (FORMAT binary)", stage, cols);
+  char *sql = ex_strdup_printf("COPY %s (%s, %s) FROM STDIN (FORMAT binary)", stage, cols,
+                               LEDGER_DIGEST_COL);
   char *what = ex_strdup_printf("COPY of %s", t->name);
   free(cols);
   ex_copy c;
@@ -651,6 +568,8 @@ static int send_changed(exporter *ex, ex_table *t, sqlite3_stmt *lookup, const c
   free(sql);
   free(what);
   if (rc) return -1;
+  ex_digester *d = digester_new(t);
+  c.digester = d;
   const char *id = s->ids;
   for (int64_t i = 0; i < s->n_ids && !c.failed; i++) {
     size_t n = strlen(id);
@@ -668,7 +587,9 @@ static int send_changed(exporter *ex, ex_table *t, sqlite3_stmt *lookup, const c
     id += n + 1;
   }
   int64_t taken = 0;
-  return copy_finish(&c, &taken);
+  rc = copy_finish(&c, &taken);
+  digester_delete(d, t);
+  return rc;
 }
 
 /*
@@ -716,7 +637,7 @@ int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *creat
   } else {
     /* many rows: one pass over the table costs less than lookups */
     int64_t read = 0;
-    rc = copy_table(ex, t, stage, &read);
+    rc = copy_table_digested(ex, t, stage, &read);
     if (rc == 0) *n_staged = read;
   }
   return rc;

@@ -37,7 +37,8 @@ static void usage(FILE *f) {
       "\n"
       "Promote an oauthdb dev database (SQLite) into PostgreSQL: bring the\n"
       "target schema to the source's migration version, check every row,\n"
-      "then upsert everything in one transaction. Rows are never deleted.\n"
+      "then promote it in one transaction: rows production changed since the\n"
+      "last promotion are kept, never overwritten (see docs/EXPORT.md).\n"
       "\n"
       "CONNINFO is a libpq connection string or URI; without it the PG*\n"
       "environment variables apply. A password is refused on the command\n"
@@ -51,6 +52,18 @@ static void usage(FILE *f) {
       "      (required when the source holds sealed values)\n"
       "  --include=TABLE,...    also promote user_sessions, token_refresh_log,\n"
       "                         auth_audit_log or sync_logs (left out by default)\n"
+      "  --on-conflict=WHO      rows changed both in production and in dev\n"
+      "                         since the last promotion: dev (dev's row is\n"
+      "                         written) or prod (production's stays); without\n"
+      "                         it they are listed and nothing is committed\n"
+      "  --delete-removed       delete in production the rows dev removed since\n"
+      "                         they were promoted, where production has not\n"
+      "                         changed them and nothing references them\n"
+      "  --allow-secrets-change accept a change of --secrets mode or dev keys\n"
+      "                         for rows promoted before (never keep over\n"
+      "                         values production's keyring opens)\n"
+      "  --source-id=NAME       this dev database's name in the ledger (default:\n"
+      "                         derived from host and path)\n"
       "  --source-keyring=FILE  dev keyring for reseal (default $OAUTHDB_KEYRING)\n"
       "  --target-keyring=FILE  production keyring for reseal\n"
       "  -n, --dry-run          do everything, then roll back\n"
@@ -64,7 +77,7 @@ static void usage(FILE *f) {
       "\n"
       "Exit status: 0 done; 64 usage (or sealed values without --secrets);\n"
       "65 invalid data; 66 source problem; 69 target problem;\n"
-      "70 verification failed. Nothing is committed unless the status is 0.\n"
+      "70 verification failed; 75 conflicts (see --on-conflict). Nothing is committed unless the status is 0.\n"
       "See docs/EXPORT.md.\n",
       f);
 }
@@ -110,20 +123,31 @@ static void report_text(const exporter *ex) {
   default:
     printf("secrets: none in the source\n");
   }
-  printf("%-20s %10s %10s %10s %10s %10s\n", "table", "read", "inserted",
-         "updated", "unchanged", "skipped");
-  ex_counts sum = {0, 0, 0, 0, 0};
+  if (ex->ledger.source_id)
+    printf("ledger: run %s, source id %s\n", ex->ledger.run_id, ex->ledger.source_id);
+  printf("%-17s %8s %8s %8s %9s %8s %9s %8s %8s\n", "table", "read", "inserted", "updated",
+         "unchanged", "kept", "conflicts", "deleted", "skipped");
+  ex_counts sum;
+  memset(&sum, 0, sizeof sum);
   for (int i = 0; i < ex->n_tables; i++) {
     const ex_counts *c = &ex->tables[i].counts;
-    printf("%-20s %10lld %10lld %10lld %10lld %10lld\n", ex->tables[i].name,
+    printf("%-17s %8lld %8lld %8lld %9lld %8lld %9lld %8lld %8lld\n", ex->tables[i].name,
            (long long)c->read, (long long)c->inserted, (long long)c->updated,
-           (long long)c->unchanged, (long long)c->skipped);
+           (long long)c->unchanged, (long long)c->kept, (long long)c->conflicts,
+           (long long)c->deleted, (long long)c->skipped);
     sum.read += c->read, sum.inserted += c->inserted, sum.updated += c->updated;
-    sum.unchanged += c->unchanged, sum.skipped += c->skipped;
+    sum.unchanged += c->unchanged, sum.skipped += c->skipped, sum.kept += c->kept;
+    sum.conflicts += c->conflicts, sum.deleted += c->deleted;
+    sum.removed_in_dev += c->removed_in_dev;
   }
-  printf("%-20s %10lld %10lld %10lld %10lld %10lld\n", "total",
+  printf("%-17s %8lld %8lld %8lld %9lld %8lld %9lld %8lld %8lld\n", "total",
          (long long)sum.read, (long long)sum.inserted, (long long)sum.updated,
-         (long long)sum.unchanged, (long long)sum.skipped);
+         (long long)sum.unchanged, (long long)sum.kept, (long long)sum.conflicts,
+         (long long)sum.deleted, (long long)sum.skipped);
+  if (sum.removed_in_dev)
+    printf("removed in dev: %lld rows promoted earlier are no longer in the source "
+           "(%lld deleted in production)\n",
+           (long long)sum.removed_in_dev, (long long)sum.deleted);
   for (int i = 0; i < ex->n_left_out; i++)
     printf("left out: %s, %lld rows (%s; --include=%s promotes them)\n", ex->left_out[i].table,
            (long long)ex->left_out[i].rows, ex->left_out[i].reason, ex->left_out[i].table);
@@ -152,9 +176,34 @@ static void report_json(const exporter *ex) {
     json_string(f, ex->tables[i].name);
     fprintf(f,
             ",\"read\":%lld,\"inserted\":%lld,\"updated\":%lld,"
-            "\"unchanged\":%lld,\"skipped\":%lld}",
+            "\"unchanged\":%lld,\"kept\":%lld,\"conflicts\":%lld,"
+            "\"removed_in_dev\":%lld,\"deleted\":%lld,\"skipped\":%lld}",
             (long long)c->read, (long long)c->inserted, (long long)c->updated,
-            (long long)c->unchanged, (long long)c->skipped);
+            (long long)c->unchanged, (long long)c->kept, (long long)c->conflicts,
+            (long long)c->removed_in_dev, (long long)c->deleted, (long long)c->skipped);
+  }
+  fprintf(f, "],\"ledger\":");
+  if (ex->ledger.source_id) {
+    fprintf(f, "{\"run\":%s,\"source_id\":", ex->ledger.run_id);
+    json_string(f, ex->ledger.source_id);
+    fprintf(f, ",\"on_conflict\":\"%s\"}", ex->on_conflict == CONFLICT_DEV    ? "dev"
+                                           : ex->on_conflict == CONFLICT_PROD ? "prod"
+                                                                              : "stop");
+  } else {
+    fputs("null", f);
+  }
+  fprintf(f, ",\"conflicts\":[");
+  for (int i = 0; i < ex->ledger.n_conflicts_kept; i++) {
+    const ex_conflict *c = &ex->ledger.conflicts[i];
+    fprintf(f, "%s{\"table\":", i ? "," : "");
+    json_string(f, c->table);
+    fputs(",\"id\":", f);
+    json_string(f, c->id);
+    fputs(",\"columns\":", f);
+    json_string(f, c->columns);
+    fputs(",\"reason\":", f);
+    json_string(f, c->reason);
+    fputc('}', f);
   }
   fprintf(f, "],\"left_out\":[");
   for (int i = 0; i < ex->n_left_out; i++) {
@@ -189,7 +238,8 @@ static void report_json(const exporter *ex) {
 
 static int parse_options(exporter *ex, int argc, char **argv) {
   enum { OPT_SECRETS = 256, OPT_SRC_KR, OPT_TGT_KR, OPT_VERIFY, OPT_ALL,
-         OPT_JSON, OPT_PROGRESS, OPT_INCLUDE };
+         OPT_JSON, OPT_PROGRESS, OPT_INCLUDE, OPT_ON_CONFLICT, OPT_DELETE_REMOVED,
+         OPT_ALLOW_SECRETS_CHANGE, OPT_SOURCE_ID };
   static const struct option longopts[] = {
       {"secrets", required_argument, 0, OPT_SECRETS},
       {"source-keyring", required_argument, 0, OPT_SRC_KR},
@@ -200,6 +250,10 @@ static int parse_options(exporter *ex, int argc, char **argv) {
       {"json", no_argument, 0, OPT_JSON},
       {"progress", required_argument, 0, OPT_PROGRESS},
       {"include", required_argument, 0, OPT_INCLUDE},
+      {"on-conflict", required_argument, 0, OPT_ON_CONFLICT},
+      {"delete-removed", no_argument, 0, OPT_DELETE_REMOVED},
+      {"allow-secrets-change", no_argument, 0, OPT_ALLOW_SECRETS_CHANGE},
+      {"source-id", required_argument, 0, OPT_SOURCE_ID},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
@@ -223,6 +277,18 @@ static int parse_options(exporter *ex, int argc, char **argv) {
     case OPT_ALL: ex->all_errors = 1; break;
     case OPT_JSON: ex->json = 1; break;
     case OPT_PROGRESS: progress = optarg; break;
+    case OPT_ON_CONFLICT:
+      if (!strcmp(optarg, "dev")) ex->on_conflict = CONFLICT_DEV;
+      else if (!strcmp(optarg, "prod")) ex->on_conflict = CONFLICT_PROD;
+      else
+        return ex_fail(ex, EXIT_USAGE, "--on-conflict must be dev or prod (got '%s')", optarg);
+      break;
+    case OPT_DELETE_REMOVED: ex->delete_removed = 1; break;
+    case OPT_ALLOW_SECRETS_CHANGE: ex->allow_secrets_change = 1; break;
+    case OPT_SOURCE_ID:
+      if (!*optarg) return ex_fail(ex, EXIT_USAGE, "--source-id must not be empty");
+      ex->source_id_opt = optarg;
+      break;
     case OPT_INCLUDE:
       if (scope_parse_include(ex, optarg)) return -1;
       break;
@@ -264,11 +330,11 @@ static int run(exporter *ex) {
   if (target_connect(ex) || target_begin(ex) || target_migrate(ex) ||
       target_catalog(ex))
     return -1;
-  if (digest_prepare(ex)) return -1;
+  if (ledger_prepare(ex) || digest_prepare(ex)) return -1;
   ex_trace(ex, "target ready, schema at %04d", ex->source_version);
   if (validate_source(ex)) return -1;
   ex_trace(ex, "pass 1 done: every row checked");
-  if (load_tables(ex)) return -1;
+  if (load_tables(ex) || ledger_finish(ex)) return -1;
   if (ex->verify) {
     /* load_tables computed both sides per table; all matched to get here. */
     ex->verified = 1;
@@ -316,6 +382,7 @@ static void free_all(exporter *ex) {
     free(ex->findings[i].reason);
   }
   free(ex->findings);
+  ledger_free(ex);
   free(ex->failure);
   free(ex->target_desc);
 }

@@ -142,6 +142,7 @@ const char *secrets_check(exporter *ex, const ex_table *t, const ex_column *c,
     snprintf(reason, sizeof reason, "not a sealed value (%s)", seal_status_text(s));
     return reason;
   }
+  ledger_note_key_id(ex, kid);  /* which dev keys this run's values need */
   if (ex->secrets != SECRETS_RESEAL) return NULL;
   /* Reseal must not fail half way through pass 2: open everything now. */
   char ad[256];

@@ -80,8 +80,9 @@ static int target_is_empty(exporter *ex, const char *qt, int *empty) {
 
 static int decide_direct(exporter *ex, ex_table *t, const char *qt) {
   t->direct.chosen = 0;
-  /* omit filters rows against the target: always through staging */
-  if (ex->secrets == SECRETS_OMIT) return 0;
+  /* omit filters rows against the target: always through staging; rows
+     the ledger knows of need their three-way classification */
+  if (ex->secrets == SECRETS_OMIT || t->ledger.rows > 0) return 0;
   int empty;
   if (target_is_empty(ex, qt, &empty)) return -1;
   if (!empty) return 0;
@@ -96,11 +97,13 @@ static int decide_direct(exporter *ex, ex_table *t, const char *qt) {
   return 0;
 }
 
-static int upsert(exporter *ex, ex_table *t, const char *qt, const char *stage) {
+/* Upsert the to_write rows of stage; counts inserted, updated, skipped. */
+static int upsert(exporter *ex, ex_table *t, const char *qt, const char *stage,
+                  int64_t to_write) {
   ex_buf b = {0, 0, 0};
   int omit_update_only = ex->secrets == SECRETS_OMIT && t->has_sealed;
   PGresult *r;
-  int64_t eligible = t->counts.read;
+  int64_t eligible = to_write;
   if (ex->secrets == SECRETS_OMIT) {
     buf_printf(&b, "SELECT count(*) FROM %s s WHERE true", stage);
     if (omit_update_only) buf_printf(&b, " AND EXISTS (SELECT 1 FROM %s cur WHERE cur.id = s.id)", qt);
@@ -164,8 +167,7 @@ static int upsert(exporter *ex, ex_table *t, const char *qt, const char *stage) 
   t->counts.inserted = int_value(r, 0, 0);
   t->counts.updated = int_value(r, 0, 1);
   PQclear(r);
-  t->counts.skipped = t->counts.read - eligible;
-  t->counts.unchanged = eligible - t->counts.inserted - t->counts.updated;
+  t->counts.skipped = to_write - eligible;
   free(b.p);
   return 0;
 fail:
@@ -173,12 +175,74 @@ fail:
   return -1;
 }
 
+/*
+** A table the target already holds, or one the ledger knows: the source's
+** rows (all, or only those dev changed: export_digest.c) go to a staging
+** table with their digests, are classified against the ledger and the
+** target (export_ledger.c), and the rows to write go through the upsert.
+*/
+static int load_staged(exporter *ex, ex_table *t, const char *qt, const char *stage,
+                       int index) {
+  ex_buf b = {0, 0, 0};
+  int rc = -1;
+  buf_printf(&b, "CREATE TEMP TABLE oauthdb_stage_%d (", index);
+  for (int j = 0; j < t->n_cols; j++) {
+    if (!t->cols[j].sent) continue;
+    char *q = sql_ident(t->cols[j].name);
+    buf_printf(&b, "%s %s, ", q, t->cols[j].pg_type);
+    free(q);
+  }
+  buf_printf(&b, LEDGER_DIGEST_COL " bytea) ON COMMIT DROP");
+  int64_t staged = 0;
+  int changed_only = t->rerun.chosen && digest_usable(t);
+  if (changed_only) {
+    if (digest_stage(ex, t, stage, (char *)b.p, &staged)) goto done;
+    progress_step(ex, t->counts.read);
+  } else {
+    PGresult *r = pg_exec(ex, "creating a staging table", (char *)b.p);
+    if (!r) goto done;
+    PQclear(r);
+    if (copy_table_digested(ex, t, stage, &t->counts.read)) goto done;
+    staged = t->counts.read;
+    ex_trace(ex, "%s: %lld rows staged in full", t->name, (long long)t->counts.read);
+    if (ex->verify && verify_staged(ex, t, stage)) goto done;
+    if (secrets_reconcile(ex, t, stage)) goto done;
+  }
+  int64_t to_write = 0;
+  if (staged > 0) {
+    if (ledger_classify(ex, t, qt, stage, index, !changed_only, &to_write)) goto done;
+    /* No ANALYZE: it costs as much as the upsert, and a never-analyzed
+       table is estimated from its size in pages, which is all the plan
+       (hash join against the target) needs. */
+    if (to_write > 0) {
+      char *write = ex_strdup_printf("pg_temp.oauthdb_write_%d", index);
+      if (upsert(ex, t, qt, write, to_write)) {
+        free(write);
+        goto done;
+      }
+      free(write);
+    }
+    if (ledger_record(ex, t, qt, index)) goto done;
+    if (ex->verify && verify_written(ex, t, qt, stage, index)) goto done;
+  }
+  if (!changed_only && staged == 0 && ledger_gone_full(ex, t, index, 0)) goto done;
+  if (changed_only) {
+    int64_t n_gone;
+    const char *gone = digest_gone_ids(t, &n_gone);
+    if (ledger_gone_from_ids(ex, t, index, gone, n_gone, staged > 0)) goto done;
+  }
+  rc = 0;
+done:
+  free(b.p);
+  return rc;
+}
+
 static int load_table(exporter *ex, ex_table *t, int index) {
   char *qt = sql_ident(t->name);
   char *stage = ex_strdup_printf("pg_temp.oauthdb_stage_%d", index);
-  ex_buf b = {0, 0, 0};
   int rc = -1;
   progress_begin(ex, "loading", t->name);
+  t->counts.inserted = t->counts.updated = t->counts.skipped = 0;
   if (decide_direct(ex, t, qt)) goto done;
   if (t->direct.chosen) {
     ex_deferred d;
@@ -192,45 +256,20 @@ static int load_table(exporter *ex, ex_table *t, int index) {
     ex_trace(ex, "%s: %lld rows copied", t->name, (long long)t->counts.read);
     if (direct_restore(ex, &d)) goto done;
     t->counts.inserted = t->counts.read;
-  } else {
-    buf_printf(&b, "CREATE TEMP TABLE oauthdb_stage_%d (", index);
-    int first = 1;
-    for (int j = 0; j < t->n_cols; j++) {
-      if (!t->cols[j].sent) continue;
-      char *q = sql_ident(t->cols[j].name);
-      buf_printf(&b, "%s%s %s", first ? "" : ", ", q, t->cols[j].pg_type);
-      free(q);
-      first = 0;
-    }
-    buf_printf(&b, ") ON COMMIT DROP");
-    if (t->rerun.chosen && digest_usable(t)) {
-      int64_t staged = 0;
-      if (digest_stage(ex, t, stage, (char *)b.p, &staged)) goto done;
-      progress_step(ex, t->counts.read);
-      if (staged > 0) {
-        if (upsert(ex, t, qt, stage)) goto done;
-      } else {
-        t->counts.inserted = t->counts.updated = t->counts.skipped = 0;
-        t->counts.unchanged = t->counts.read;
-      }
-    } else {
-      PGresult *r = pg_exec(ex, "creating a staging table", (char *)b.p);
-      if (!r) goto done;
-      PQclear(r);
-      if (copy_table(ex, t, stage, &t->counts.read)) goto done;
-      ex_trace(ex, "%s: %lld rows staged in full", t->name, (long long)t->counts.read);
-      if (secrets_reconcile(ex, t, stage)) goto done;
-      /* No ANALYZE: it costs as much as the upsert, and a never-analyzed
-         table is estimated from its size in pages, which is all the plan
-         (hash join against the target) needs. */
-      if (upsert(ex, t, qt, stage)) goto done;
-    }
+    if (ledger_record_direct(ex, t)) goto done;
+    ex_trace(ex, "%s: recorded in the promotion ledger", t->name);
+    if (ex->verify && verify_table(ex, t, NULL)) goto done;
+  } else if (load_staged(ex, t, qt, stage, index)) {
+    goto done;
   }
-  if (ex->verify && verify_table(ex, t, t->direct.chosen ? NULL : stage)) goto done;
+  /* conflicts not resolved stop the run (ledger_finish); dev's are
+     written (inserted, updated), production's kept */
+  t->counts.unchanged = t->counts.read - t->counts.inserted - t->counts.updated -
+                        t->counts.skipped - t->counts.kept -
+                        (ex->on_conflict == CONFLICT_STOP ? t->counts.conflicts : 0);
   ex_trace(ex, "%s: loaded", t->name);
   rc = 0;
 done:
-  free(b.p);
   free(qt);
   free(stage);
   digest_state_free(t);

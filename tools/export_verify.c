@@ -210,3 +210,64 @@ int verify_table(exporter *ex, ex_table *t, const char *stage) {
   PQclear(r);
   return same ? 0 : -1;
 }
+
+/* The staging table against the source's rows: the transfer lost nothing. */
+int verify_staged(exporter *ex, ex_table *t, const char *stage) {
+  char *hs = verify_pg_digest_expr(ex, t, "s");
+  char *sql = ex_strdup_printf(
+      "SELECT count(*), coalesce(sum(h), 0)::text FROM (SELECT %s AS h FROM %s s) d", hs,
+      stage);
+  free(hs);
+  char *what = ex_strdup_printf("verify of %s", t->name);
+  PGresult *r = pg_exec(ex, what, sql);
+  free(what);
+  free(sql);
+  if (!r) return -1;
+  int64_t rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  char ours[48];
+  i128_text(t->verify.sum, ours, sizeof ours);
+  int same = rows == t->verify.rows && strcmp(ours, PQgetvalue(r, 0, 1)) == 0;
+  if (!same)
+    ex_fail(ex, EXIT_VERIFY,
+            "verify: %s differs: source %lld rows, digest %s; sent %lld rows, "
+            "digest %s; rolled back",
+            t->name, (long long)t->verify.rows, ours, (long long)rows, PQgetvalue(r, 0, 1));
+  PQclear(r);
+  return same ? 0 : -1;
+}
+
+/*
+** After the upsert: each row the three-way rule let dev's version stand
+** (inserted, updated, unchanged, equal, or a conflict --on-conflict=dev
+** resolved) must be in the target exactly as staged. Rows production kept
+** are production's by design; under omit, rows skipped are absent.
+*/
+int verify_written(exporter *ex, ex_table *t, const char *qt, const char *stage, int index) {
+  char *hx = verify_pg_digest_expr(ex, t, "x"), *hs = verify_pg_digest_expr(ex, t, "s");
+  const char *actions = ex->on_conflict == CONFLICT_DEV
+                            ? "'insert', 'update', 'same', 'unchanged', 'conflict:unpromoted', "
+                              "'conflict:both', 'conflict:source', 'conflict:deleted'"
+                            : "'insert', 'update', 'same', 'unchanged'";
+  char *sql = ex_strdup_printf(
+      "SELECT count(*) FILTER (WHERE x.id IS NOT NULL AND %s IS DISTINCT FROM %s), "
+      "count(*) FILTER (WHERE x.id IS NULL) "
+      "FROM oauthdb_plan_%d p JOIN %s s ON s.id = p.id LEFT JOIN %s x ON x.id = p.id "
+      "WHERE p.action IN (%s)",
+      hx, hs, index, stage, qt, actions);
+  free(hx), free(hs);
+  char *what = ex_strdup_printf("verify of %s", t->name);
+  PGresult *r = pg_exec(ex, what, sql);
+  free(what);
+  free(sql);
+  if (!r) return -1;
+  int64_t differ = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  int64_t missing = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+  PQclear(r);
+  if (ex->secrets == SECRETS_OMIT) missing = 0;  /* skipped rows */
+  if (differ || missing)
+    return ex_fail(ex, EXIT_VERIFY,
+                   "verify: %s differs: %lld rows written differ from the source, %lld "
+                   "missing in the target; rolled back",
+                   t->name, (long long)differ, (long long)missing);
+  return 0;
+}
