@@ -178,6 +178,7 @@ typedef struct exporter {
     int64_t n_conflicts;
     int n_conflicts_kept;
     ex_conflict *conflicts;      /* the first MAX_CONFLICTS_KEPT, for --json */
+    double seconds;              /* spent on the ledger (trace, bench) */
   } ledger;
 
   /* findings */
@@ -226,6 +227,7 @@ void progress_step(exporter *ex, int64_t rows);
 void progress_begin(exporter *ex, const char *phase, const char *table);
 void progress_end(exporter *ex);
 void ex_trace(exporter *ex, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+double ex_now(void);  /* monotonic seconds */
 
 /* export_source.c */
 int source_open(exporter *ex);

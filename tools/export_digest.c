@@ -276,10 +276,6 @@ static int id_order_is_local(exporter *ex, const ex_table *t, const char *qid) {
 /* Before pass 1: which tables take this path (t->rerun.chosen). */
 int digest_prepare(exporter *ex) {
   if (ex->secrets == SECRETS_RESEAL || ex->secrets == SECRETS_OMIT || ex->verify) return 0;
-  /* The target on this machine (a unix socket): its rows come back whole,
-     which costs PostgreSQL less than half of hashing them. Over a network:
-     their digests, a tenth of the bytes. OAUTHDB_EXPORT_COMPARE=rows|digests
-     chooses (tests, diagnosis). */
   for (int i = 0; i < ex->n_tables; i++) {
     ex_table *t = &ex->tables[i];
     t->rerun.chosen = 0;
@@ -610,7 +606,7 @@ int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *creat
   t->n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) t->n_sent += t->cols[j].sent;
   int by_id = s->changed <= LOOKUP_MAX && s->changed * 2 <= s->rows;
-  ex_trace(ex, "%s: %lld of %lld rows differ from the target%s", t->name,
+  ex_trace(ex, "%s: %lld of %lld rows differ from the ledger%s", t->name,
            (long long)s->changed, (long long)s->rows,
            s->changed == 0 ? "" : by_id ? "; those are sent" : "; every row is sent");
   if (s->changed == 0) return 0;

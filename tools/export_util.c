@@ -111,7 +111,7 @@ void ex_invalid(exporter *ex, const ex_table *t, const char *id,
 
 /* ---- progress --------------------------------------------------------- */
 
-static double now_seconds(void) {
+double ex_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -138,7 +138,7 @@ void progress_begin(exporter *ex, const char *phase, const char *table) {
   ex->progress_phase = phase;
   ex->progress_table = table;
   progress_draw(ex);
-  ex->progress_last = now_seconds();
+  ex->progress_last = ex_now();
 }
 
 /* Called for every row: cheap unless a tenth of a second has passed. */
@@ -146,7 +146,7 @@ void progress_step(exporter *ex, int64_t rows) {
   if (!ex->progress) return;
   ex->progress_done += rows;
   if ((ex->progress_done & 1023) != 0) return;
-  double t = now_seconds();
+  double t = ex_now();
   if (t - ex->progress_last < 0.1) return;
   ex->progress_last = t;
   progress_draw(ex);
@@ -171,7 +171,7 @@ void ex_trace(exporter *ex, const char *fmt, ...) {
   if (on < 0) {
     const char *e = getenv("OAUTHDB_EXPORT_TRACE");
     on = e && *e && strcmp(e, "0") != 0;
-    t0 = now_seconds();
+    t0 = ex_now();
   }
   if (!on) return;
   va_list ap;
@@ -179,7 +179,7 @@ void ex_trace(exporter *ex, const char *fmt, ...) {
   char *msg = vprintf_dup(fmt, ap);
   va_end(ap);
   progress_clear(ex);
-  fprintf(stderr, "oauthdb-export: trace %7.3f s: %s\n", now_seconds() - t0, msg);
+  fprintf(stderr, "oauthdb-export: trace %7.3f s: %s\n", ex_now() - t0, msg);
   free(msg);
 }
 
