@@ -179,6 +179,9 @@ typedef struct exporter {
     int n_conflicts_kept;
     ex_conflict *conflicts;      /* the first MAX_CONFLICTS_KEPT, for --json */
     double seconds;              /* spent on the ledger (trace, bench) */
+    int64_t rows_before;         /* ledger rows of these tables, as counted */
+    int64_t rows_written;        /* ledger rows this run wrote */
+    int pk_deferred;             /* an empty ledger: its key built after (ledger_finish) */
   } ledger;
 
   /* findings */
@@ -269,7 +272,7 @@ int ledger_record(exporter *ex, ex_table *t, const char *qt, int index);
 int ledger_gone_full(exporter *ex, ex_table *t, int index, int plan_exists);
 /* Rows promoted earlier that the source no longer has. */
 int ledger_gone_from_ids(exporter *ex, ex_table *t, int index, const char *ids,
-                         int64_t n_ids, int staged);
+                         int64_t n_ids);
 int ledger_finish(exporter *ex);           /* deletes, conflicts, the run's counts */
 void ledger_free(exporter *ex);
 
@@ -358,6 +361,7 @@ void deferred_free(ex_deferred *d);
 ** upsert. digest_prepare, before pass 1, picks the tables (t->digest). */
 int digest_prepare(exporter *ex);
 int digest_begin(exporter *ex, ex_table *t);
+/* 1: the row equals the ledger's (pass 1 skips its checks), 0: changed, -1 */
 int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st);
 int digest_end(exporter *ex, ex_table *t, int stopped);
 int digest_usable(const ex_table *t);
@@ -369,8 +373,9 @@ ex_digester *digester_new(const ex_table *t);
 void digester_delete(ex_digester *d, const ex_table *t);
 int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *st,
                  unsigned char h[32]);
-/* The ids (text, each NUL-terminated) of ledger rows the source lacks. */
-const char *digest_gone_ids(const ex_table *t, int64_t *n);
+/* The ids (text, each NUL-terminated) of ledger rows the source lacks;
+** *kept: rows unchanged in dev that production changed since. */
+const char *digest_gone_ids(const ex_table *t, int64_t *n, int64_t *kept);
 void digest_state_free(ex_table *t);
 
 /* export_verify.c */

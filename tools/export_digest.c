@@ -11,7 +11,7 @@
 **             WHERE table_name = ... ORDER BY row_id) TO STDOUT (FORMAT binary)
 **     sent without waiting, so PostgreSQL reads while pass 1 checks;
 **   - the source's rows, read in id order (SQLite's primary key index),
-**     each valid row's digest computed as the ledger's was (digester_row).
+**     each row's digest computed as the ledger's was (digester_row).
 **
 ** Equal digests: dev has not changed the row since it was promoted, and
 ** nothing about it is sent; whatever production did to it stays (the
@@ -23,13 +23,9 @@
 ** more than half), with their digests, into the staging table, where
 ** export_ledger.c classifies them against the ledger and production.
 **
-** The digest: SHA-256 over the row's sent columns but id, each value in
-** its PostgreSQL type's binary send format (jsonb in its normal form,
-** json_canonical), self-delimiting: fixed-size values as they are, text a
-** NUL after it, bytea its int32 length first, and a 1 byte before each
-** value of a nullable column, a 0 byte alone for NULL. Sealed values are
-** digested as the source holds them, whatever --secrets sends, so the same
-** dev row has the same digest under keep and reseal.
+** The digest (digester_row, below) is over the source's values, so it
+** is computed before a row is checked; pass 1 checks only rows whose
+** digest differs (validate_rows).
 **
 ** So a rerun with nothing changed reads the source once and the ledger's
 ** digests once, and sends nothing at all. Nothing of the source goes to
@@ -58,6 +54,7 @@ struct ex_digest_state {
   char *msg;                /* the target's current row (a COPY message) */
   const unsigned char *cur_id, *cur_h;  /* cur_h: the digest, or the row's fields */
   size_t cur_id_n, cur_h_n;
+  int cur_prod_same;        /* production's row is as the promotion left it */
   int cur;                  /* msg holds a row */
   int target_done;          /* the target's stream has ended */
   int streaming;            /* its COPY is still open */
@@ -71,6 +68,8 @@ struct ex_digest_state {
   struct ex_digester *d;
   /* the outcome */
   int64_t rows, changed;
+  int64_t kept;             /* unchanged in dev, changed (or gone) in production */
+  int staged_all;           /* every row went to staging: classified there */
   char *gone;               /* ledger ids the source lacks, text, each with its NUL */
   size_t gone_len, gone_cap;
   int64_t n_gone;
@@ -84,132 +83,85 @@ static int digested(const ex_table *t, int j) {
   return t->cols[j].sent && j != t->id_col;
 }
 
-/* The last JSON text of a column and its jsonb normal form: dev data
-** repeats the same scopes and '{}' on most rows. */
-typedef struct canon_memo {
-  char *src, *out;
-  size_t src_n, out_n, src_cap, out_cap;
-  int set;
-} canon_memo;
-
+/*
+** The ledger's digest of a row: BLAKE2b-256 (libsodium's crypto_generichash)
+** over the values SQLite holds in the row's sent columns but id, each as
+** its storage class (1 byte) and value: INTEGER and REAL as 8 big-endian
+** bytes, TEXT and BLOB as a 4-byte length and the bytes, NULL as the class
+** alone. What is sent is a function of exactly these values (and of the
+** target column types, which the digest starts with: a schema change makes
+** every row "changed"), so equal digests mean an equal row as sent. It
+** needs no parsing, so it is computed before a row is checked and works on
+** any value, valid or not: pass 1 checks only the rows whose digest
+** differs from the ledger's (the others were checked, and sent, as they are).
+** Sealed values are digested as the source holds them, whatever --secrets
+** sends, so the same dev row has the same digest under keep and reseal.
+*/
 typedef struct ex_digester {
-  ex_buf rec;
-  canon_memo *memo;   /* per column */
-  char *canon;        /* json_canonical's output */
-  size_t canon_cap;
+  crypto_generichash_state start;   /* after the column names and types */
 } digester;
 
 ex_digester *digester_new(const ex_table *t) {
   digester *d = ex_xmalloc(sizeof *d);
-  memset(d, 0, sizeof *d);
-  d->memo = ex_xmalloc(sizeof *d->memo * (size_t)(t->n_cols ? t->n_cols : 1));
-  memset(d->memo, 0, sizeof *d->memo * (size_t)(t->n_cols ? t->n_cols : 1));
+  crypto_generichash_init(&d->start, NULL, 0, 32);
+  for (int j = 0; j < t->n_cols; j++) {
+    if (!digested(t, j)) continue;
+    unsigned char kind = (unsigned char)t->cols[j].kind;
+    crypto_generichash_update(&d->start, (const unsigned char *)t->cols[j].name,
+                              strlen(t->cols[j].name) + 1);
+    crypto_generichash_update(&d->start, &kind, 1);
+  }
   return d;
 }
 
-#define MEMO_MAX 4096
-
-/* The jsonb normal form of s, memoized per column. NULL after ex_fail. */
-static const char *canonical(exporter *ex, const ex_table *t, digester *d, int j,
-                             const char *s, size_t n, size_t *out_n) {
-  canon_memo *m = &d->memo[j];
-  if (m->set && m->src_n == n && memcmp(m->src, s, n) == 0) {
-    *out_n = m->out_n;
-    return m->out;
-  }
-  size_t len = 0;
-  if (json_canonical(s, n, &d->canon, &len, &d->canon_cap)) {
-    ex_fail(ex, EXIT_DATAERR, "%s.%s: JSON changed since it was checked", t->name,
-            t->cols[j].name);
-    return NULL;
-  }
-  if (n <= MEMO_MAX && len <= MEMO_MAX) {
-    if (!m->src) m->src = ex_xmalloc(MEMO_MAX), m->out = ex_xmalloc(MEMO_MAX);
-    memcpy(m->src, s, n);
-    memcpy(m->out, d->canon, len);
-    m->src_n = n, m->out_n = len, m->set = 1;
-  }
-  *out_n = len;
-  return d->canon;
+void digester_delete(ex_digester *d, const ex_table *t) {
+  (void)t;
+  free(d);
 }
 
-/* The digest of the current row of st (rowid, then t's columns): the same
-** bytes as pg_digest_expr's, from SQLite's values (checked in pass 1). */
+static void be_bytes(unsigned char *out, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; i--, v >>= 8) out[i] = (unsigned char)(v & 0xff);
+}
+
+/* The digest of the current row of st (rowid, then t's columns). */
 static int row_digest(exporter *ex, const ex_table *t, digester *d, sqlite3_stmt *st,
                       unsigned char h[32]) {
-  ex_buf *b = &d->rec;
-  b->len = 0;
+  (void)ex;
+  crypto_generichash_state g = d->start;
   for (int j = 0; j < t->n_cols; j++) {
     if (!digested(t, j)) continue;
-    const ex_column *c = &t->cols[j];
-    int col = j + 1;
-    if (sqlite3_column_type(st, col) == SQLITE_NULL) {
-      *buf_reserve(b, 1) = 0;
-      continue;
-    }
-    if (!c->not_null) *buf_reserve(b, 1) = 1;
-    switch (c->kind) {
-    case PGK_UUID:
-      uuid_bytes(sqlite3_column_text(st, col), buf_reserve(b, 16));
+    int col = j + 1, type = sqlite3_column_type(st, col);
+    unsigned char head[9];
+    head[0] = (unsigned char)type;
+    switch (type) {
+    case SQLITE_INTEGER:
+      be_bytes(head + 1, (uint64_t)sqlite3_column_int64(st, col), 8);
+      crypto_generichash_update(&g, head, 9);
       break;
-    case PGK_TEXT:
-    case PGK_JSON: {
+    case SQLITE_FLOAT: {
+      double v = sqlite3_column_double(st, col);
+      uint64_t bits;
+      memcpy(&bits, &v, 8);
+      be_bytes(head + 1, bits, 8);
+      crypto_generichash_update(&g, head, 9);
+      break;
+    }
+    case SQLITE_TEXT:
+    case SQLITE_BLOB: {
+      const unsigned char *v = type == SQLITE_TEXT ? sqlite3_column_text(st, col)
+                                                   : sqlite3_column_blob(st, col);
       size_t n = (size_t)sqlite3_column_bytes(st, col);
-      unsigned char *at = buf_reserve(b, n + 1);
-      memcpy(at, sqlite3_column_text(st, col), n);
-      at[n] = 0;
+      be_bytes(head + 1, (uint64_t)n, 4);
+      crypto_generichash_update(&g, head, 5);
+      if (n) crypto_generichash_update(&g, v, n);
       break;
     }
-    case PGK_JSONB: {
-      size_t n;
-      const char *v = canonical(ex, t, d, j, (const char *)sqlite3_column_text(st, col),
-                                (size_t)sqlite3_column_bytes(st, col), &n);
-      if (!v) return -1;
-      unsigned char *at = buf_reserve(b, n + 2);
-      at[0] = 1;  /* jsonb's binary format version */
-      memcpy(at + 1, v, n);
-      at[n + 1] = 0;
-      break;
-    }
-    case PGK_BYTEA: {
-      size_t n = (size_t)sqlite3_column_bytes(st, col);
-      buf_be(b, (uint32_t)n, 4);
-      if (n) memcpy(buf_reserve(b, n), sqlite3_column_blob(st, col), n);
-      break;
-    }
-    case PGK_TIMESTAMPTZ:
-    case PGK_TIMESTAMP:
-      buf_be(b, (uint64_t)((sqlite3_column_int64(st, col) - INT64_C(946684800)) * 1000000), 8);
-      break;
-    case PGK_BOOL:
-      *buf_reserve(b, 1) = sqlite3_column_int64(st, col) != 0;
-      break;
-    case PGK_INT2:
-      buf_be(b, (uint64_t)sqlite3_column_int64(st, col), 2);
-      break;
-    case PGK_INT4:
-      buf_be(b, (uint64_t)sqlite3_column_int64(st, col), 4);
-      break;
-    case PGK_INT8:
-      buf_be(b, (uint64_t)sqlite3_column_int64(st, col), 8);
-      break;
+    default:
+      crypto_generichash_update(&g, head, 1);
     }
   }
-  crypto_hash_sha256(h, b->p ? b->p : (const unsigned char *)"", b->len);
+  crypto_generichash_final(&g, h, 32);
   return 0;
-}
-
-static void digester_free(digester *d, int n_cols) {
-  free(d->rec.p);
-  for (int j = 0; j < n_cols; j++) free(d->memo[j].src), free(d->memo[j].out);
-  free(d->memo);
-  free(d->canon);
-}
-
-void digester_delete(ex_digester *d, const ex_table *t) {
-  if (!d) return;
-  digester_free(d, t->n_cols);
-  free(d);
 }
 
 int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *st,
@@ -217,9 +169,10 @@ int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *
   return row_digest(ex, t, d, st, h);
 }
 
-const char *digest_gone_ids(const ex_table *t, int64_t *n) {
+const char *digest_gone_ids(const ex_table *t, int64_t *n, int64_t *kept) {
   const ex_digest_state *s = t->rerun.state;
   *n = s ? s->n_gone : 0;
+  *kept = s && !s->staged_all ? s->kept : 0;  /* else the classification counts them */
   return s ? s->gone : NULL;
 }
 
@@ -302,7 +255,7 @@ void digest_state_free(ex_table *t) {
   ex_digest_state *s = t->rerun.state;
   if (!s) return;
   if (s->msg) PQfreemem(s->msg);
-  if (s->d) digester_free(s->d, t->n_cols), free(s->d);
+  digester_delete(s->d, t);
   free(s->ids);
   free(s->gone);
   free(s);
@@ -316,35 +269,48 @@ int digest_begin(exporter *ex, ex_table *t) {
   ex_digest_state *s = ex_xmalloc(sizeof *s);
   memset(s, 0, sizeof *s);
   t->rerun.state = s;
-  s->d = ex_xmalloc(sizeof *s->d);
-  memset(s->d, 0, sizeof *s->d);
-  s->d->memo = ex_xmalloc(sizeof *s->d->memo * (size_t)t->n_cols);
-  memset(s->d->memo, 0, sizeof *s->d->memo * (size_t)t->n_cols);
+  s->d = digester_new(t);
   t->n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) t->n_sent += t->cols[j].sent;
   PGresult *r;
-  /* the ledger's digests of the table's rows, in id order */
+  /* Streamed as it is read: a merge join of the two primary keys, already
+     in id order, so the first rows come at once and PostgreSQL works while
+     pass 1 does. (A hash join and a sort would make pass 1 wait for all of
+     it.) For this statement only; finish_target resets both. */
+  r = pg_exec(ex, "reading the ledger", "SET LOCAL enable_hashjoin = off; SET LOCAL enable_sort = off");
+  if (!r) {
+    s->failed = 1;
+    return -1;
+  }
+  PQclear(r);
+  /* the ledger's digests of the table's rows, in id order, and whether
+     production's row is still the version the promotion left (its xmin:
+     the row's header, never its values) */
   char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
-  char *sql = ex_strdup_printf("COPY (SELECT row_id, digest FROM oauthdb_promoted_rows "
-                               "WHERE table_name = %s ORDER BY row_id) "
-                               "TO STDOUT (FORMAT binary)", lit ? lit : "''");
+  char *qt = sql_ident(t->name);
+  char *sql = ex_strdup_printf("COPY (SELECT l.row_id, l.digest, "
+                               "coalesce(cur.xmin = l.row_xmin, false) "
+                               "FROM oauthdb_promoted_rows l LEFT JOIN %s cur ON cur.id = l.row_id "
+                               "WHERE l.table_name = %s ORDER BY l.row_id) "
+                               "TO STDOUT (FORMAT binary)", qt, lit ? lit : "''");
   PQfreemem(lit);
+  free(qt);
   r = PQexec(ex->pg, sql);
   free(sql);
   if (PQresultStatus(r) != PGRES_COPY_OUT) {
     s->failed = 1;
     s->target_done = 1;
-    pg_fail(ex, "reading the ledger's digests", r);
+    pg_fail(ex, "reading the ledger", r);
     PQclear(r);
     return -1;
   }
   PQclear(r);
   s->streaming = 1;
-  s->fields = 2;
+  s->fields = 3;
   return 0;
 }
 
-/* The end of the ledger's COPY: its status. */
+/* The end of the ledger's COPY: its status, and the settings back. */
 static int finish_target(exporter *ex, ex_digest_state *s) {
   PGresult *r;
   int rc = 0;
@@ -353,11 +319,18 @@ static int finish_target(exporter *ex, ex_digest_state *s) {
   while ((r = PQgetResult(ex->pg))) {
     if (PQresultStatus(r) != PGRES_COMMAND_OK && !s->failed) {
       s->failed = 1;
-      rc = pg_fail(ex, "reading the ledger's digests", r);
+      rc = pg_fail(ex, "reading the ledger", r);
     }
     PQclear(r);
   }
-  return rc;
+  if (rc) return rc;
+  r = pg_exec(ex, "reading the ledger", "RESET enable_hashjoin; RESET enable_sort");
+  if (!r) {
+    s->failed = 1;
+    return -1;
+  }
+  PQclear(r);
+  return 0;
 }
 
 /* The next target row into s->cur_id, s->cur_h (s->cur = 0 at the end).
@@ -373,7 +346,7 @@ static int next_target(exporter *ex, ex_digest_state *s) {
       s->failed = 1;
       s->streaming = 0;
       s->target_done = 1;
-      return pg_fail(ex, "reading the ledger's digests", NULL);
+      return pg_fail(ex, "reading the ledger", NULL);
     }
     const unsigned char *p = (const unsigned char *)s->msg;
     size_t len = (size_t)n;
@@ -402,7 +375,11 @@ static int next_target(exporter *ex, ex_digest_state *s) {
     if (idn > len - 6) goto bad;
     const unsigned char *rest = p + 6 + idn;
     size_t rest_n = len - 6 - idn;
-    if (rest_n != 4 + 32 || rest[0] || rest[1] || rest[2] || rest[3] != 32) goto bad;
+    /* the digest (int32 32, 32 bytes), then the boolean (int32 1, 1 byte) */
+    if (rest_n != 4 + 32 + 4 + 1 || rest[0] || rest[1] || rest[2] || rest[3] != 32 ||
+        rest[36] || rest[37] || rest[38] || rest[39] != 1)
+      goto bad;
+    s->cur_prod_same = rest[40] != 0;
     rest += 4, rest_n = 32;
     s->cur_id = p + 6, s->cur_id_n = idn, s->cur_h = rest, s->cur_h_n = rest_n;
     s->cur = 1;
@@ -454,19 +431,25 @@ static void note_changed(ex_digest_state *s, const char *id, size_t n) {
   s->n_ids++;
 }
 
-/* A row of st (rowid, then t's columns; id order) passed its checks. */
+/*
+** The next row of st (rowid, then t's columns; id order), before its
+** checks. Returns 1 when its digest equals the ledger's (dev has not changed
+** it since it was checked and sent: pass 1 need not check it again), 0 when
+** it is changed or new (it is checked, and sent if valid), -1 on failure.
+*/
 int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
   ex_digest_state *s = t->rerun.state;
   if (!s || ex->n_invalid) return 0;
   if (s->failed) return -1;
   s->rows++;
   if (s->broken) return 0;
-  /* the id as the target sends it */
+  /* the id as the ledger has it */
   const unsigned char *idtext = sqlite3_column_text(st, t->id_col + 1);
   size_t idtext_n = (size_t)sqlite3_column_bytes(st, t->id_col + 1);
   unsigned char key[64];
   size_t key_n;
   if (t->cols[t->id_col].kind == PGK_UUID) {
+    if (!idtext || uuid_check(idtext, idtext_n) != 0) return 0;  /* the checks say why */
     uuid_bytes(idtext, key);
     key_n = 16;
   } else {
@@ -506,22 +489,25 @@ int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
       return 0;
     }
   }
+  int same = 0;
   if (s->cur && c == 0) {
     unsigned char h[32];
     if (row_digest(ex, t, s->d, st, h)) return -1;
-    if (memcmp(h, s->cur_h, 32) != 0) note_changed(s, (const char *)idtext, idtext_n);
+    same = memcmp(h, s->cur_h, 32) == 0;
+    if (!same) note_changed(s, (const char *)idtext, idtext_n);
+    else if (!s->cur_prod_same) s->kept++;  /* production's version stays */
     if (next_target(ex, s)) return -1;
   } else {
-    note_changed(s, (const char *)idtext, idtext_n);  /* the target lacks it */
+    note_changed(s, (const char *)idtext, idtext_n);  /* the ledger lacks it */
   }
-  return 0;
+  return same;
 }
 
 /* Pass 1 is done with t (or stopped: then cancel the target's query). */
 int digest_end(exporter *ex, ex_table *t, int stopped) {
   ex_digest_state *s = t->rerun.state;
   if (!s) return 0;
-  if (s->d) digester_free(s->d, t->n_cols), free(s->d), s->d = NULL;
+  digester_delete(s->d, t), s->d = NULL;
   if (s->target_done) return s->failed ? -1 : 0;
   if (stopped || ex->n_invalid) {
     /* the run fails: the statement can go (a cancel aborts the transaction,
@@ -632,6 +618,7 @@ int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *creat
     if (rc == 0) *n_staged = s->changed;
   } else {
     /* many rows: one pass over the table costs less than lookups */
+    s->staged_all = 1;
     int64_t read = 0;
     rc = copy_table_digested(ex, t, stage, &read);
     if (rc == 0) *n_staged = read;

@@ -172,14 +172,23 @@ static int ledger_prepare_impl(exporter *ex) {
                      "target %s: %s.id is not uuid; the promotion ledger needs uuid ids",
                      ex->target_desc, t->name);
   }
-  PGresult *r = pg_exec(ex, "reading the promotion ledger",
-                        "SELECT table_name, count(*) FROM oauthdb_promoted_rows GROUP BY 1");
-  if (!r) return -1;
-  for (int k = 0; k < PQntuples(r); k++)
-    for (int i = 0; i < ex->n_tables; i++)
-      if (!strcmp(ex->tables[i].name, PQgetvalue(r, k, 0)))
-        ex->tables[i].ledger.rows = strtoll(PQgetvalue(r, k, 1), NULL, 10);
-  PQclear(r);
+  /* How many rows of each table the ledger holds, counted only as far as
+     the choices need (any at all; at least half the source's): a count of
+     millions of index entries would cost a rerun more than it says. */
+  PGresult *r;
+  for (int i = 0; i < ex->n_tables; i++) {
+    ex_table *t = &ex->tables[i];
+    char cap[24];
+    snprintf(cap, sizeof cap, "%lld", (long long)((t->n_source + 1) / 2 > 0 ? (t->n_source + 1) / 2 : 1));
+    const char *p[] = {t->name, cap};
+    r = pg_exec_params(ex, "reading the promotion ledger",
+                       "SELECT count(*) FROM (SELECT FROM oauthdb_promoted_rows "
+                       "WHERE table_name = $1 LIMIT $2::bigint) s", 2, p);
+    if (!r) return -1;
+    t->ledger.rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    ex->ledger.rows_before += t->ledger.rows;
+    PQclear(r);
+  }
   /* the run's row; its counts are filled in by ledger_finish */
   char version[16];
   snprintf(version, sizeof version, "%d", ex->source_version);
@@ -198,12 +207,42 @@ static int ledger_prepare_impl(exporter *ex) {
   return 0;
 }
 
+static int exec_simple(exporter *ex, const char *what, const char *sql);
+
 /* ---- an empty table, loaded by COPY: every row is the run's ----------- */
+
+/*
+** A first promotion finds the ledger empty: its primary key is dropped
+** before the first rows go in and built once at the end (ledger_finish),
+** one sort instead of an index insert per row, as export_direct.c does
+** for the tables. Inside the transaction: nobody sees the ledger without
+** its key. The run records every row once, so nothing needs the key to
+** find a duplicate meanwhile (ledger_record inserts plainly), and the
+** rebuild checks that anyway.
+*/
+static int defer_pk(exporter *ex) {
+  if (ex->ledger.pk_deferred || ex->ledger.rows_before > 0) return 0;
+  PGresult *r = pg_exec(ex, "reading the promotion ledger",
+                        "SELECT NOT EXISTS (SELECT 1 FROM oauthdb_promoted_rows)");
+  if (!r) return -1;
+  int empty = PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (!empty) {
+    ex->ledger.rows_before = 1;  /* not empty after all: no deferring */
+    return 0;
+  }
+  if (exec_simple(ex, "deferring the promotion ledger's key",
+                  "ALTER TABLE oauthdb_promoted_rows DROP CONSTRAINT oauthdb_promoted_rows_pkey"))
+    return -1;
+  ex->ledger.pk_deferred = 1;
+  return 0;
+}
 
 /* A second pass over the source: (table, id, digest, xmin, run) per row,
 ** one binary COPY into the ledger. The rows were just written by this
 ** transaction, so their xmin is its id. */
 static int ledger_record_direct_impl(exporter *ex, ex_table *t) {
+  if (t->n_source > 0 && defer_pk(ex)) return -1;
   char *sql = source_select_sql(t, 0);
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL);
@@ -235,7 +274,7 @@ static int ledger_record_direct_impl(exporter *ex, ex_table *t) {
     buf_field(&c.b, t->name, name_n);
     buf_field(&c.b, u, 16);
     buf_field(&c.b, h, 32);
-    buf_be(&c.b, 8, 4), buf_be(&c.b, (uint64_t)xid, 8);
+    buf_be(&c.b, 4, 4), buf_be(&c.b, (uint64_t)xid, 4);  /* xid: uint32 */
     buf_be(&c.b, 8, 4), buf_be(&c.b, (uint64_t)run, 8);
     if (copy_tuple_done(&c)) break;
   }
@@ -248,6 +287,7 @@ static int ledger_record_direct_impl(exporter *ex, ex_table *t) {
   int64_t taken = 0;
   rc = copy_finish(&c, &taken);
   digester_delete(d, t);
+  ex->ledger.rows_written += taken;
   return rc;
 }
 
@@ -313,39 +353,54 @@ static int exec_simple(exporter *ex, const char *what, const char *sql) {
 ** written under some mode and keys. Refused:
 **   keep over rows reseal or omit wrote: production's keyring opens what it
 **     holds there, and would not open dev's sealed values (always refused);
-**   keep with dev keys the ledger has not seen for those rows, reseal over
+**   keep whose values are sealed under other dev keys than the values
+**     production holds in the same rows (dev rotated its keyring), reseal over
 **     keep or omit, and any other change of mode: refused unless
 **     --allow-secrets-change says the change is meant.
 ** omit writes no sealed value, so it is never refused.
 */
-static int check_secrets(exporter *ex, ex_table *t, const char *plan, const char *writes) {
+static int check_secrets(exporter *ex, ex_table *t, const char *qt, const char *stage,
+                         const char *plan, const char *writes) {
   if (!t->has_sealed || ex->secrets == SECRETS_OMIT) return 0;
   char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
+  /* a sealed value's key id: header bytes 2..5 (ext/seal.h) */
+  ex_buf other = {0, 0, 0}, new_ids = {0, 0, 0};
+  buf_printf(&other, "false");
+  buf_printf(&new_ids, "NULL::text");
+  for (int j = 0; j < t->n_cols; j++) {
+    if (!t->cols[j].sealed || !t->cols[j].sent) continue;
+    char *q = sql_ident(t->cols[j].name);
+    buf_printf(&other,
+               " OR substring(cur.%s from 3 for 4) <> substring(s.%s from 3 for 4)", q, q);
+    buf_printf(&new_ids, ", encode(substring(s.%s from 3 for 4), 'hex')", q);
+    free(q);
+  }
   char *sql = ex_strdup_printf(
       "SELECT r.secrets_mode, array_to_string(r.source_key_ids, ' '), "
       "coalesce(r.target_key_id, ''), min(r.run_id), count(*), "
-      "bool_and(r.source_key_ids @> $1::text[]) "
-      "FROM %s p JOIN oauthdb_promoted_rows l ON l.table_name = %s AND l.row_id = p.id "
+      "count(*) FILTER (WHERE %s), "
+      "(SELECT string_agg(DISTINCT k, ' ') FROM unnest(array_agg(DISTINCT ARRAY[%s])) k) "
+      "FROM %s p JOIN %s s ON s.id = p.id "
+      "JOIN oauthdb_promoted_rows l ON l.table_name = %s AND l.row_id = p.id "
       "JOIN oauthdb_promotion_runs r ON r.run_id = l.run_id "
+      "LEFT JOIN %s cur ON cur.id = p.id "
       "WHERE p.action IN (%s) GROUP BY 1, 2, 3 ORDER BY 4",
-      plan, lit ? lit : "''", writes);
+      (char *)other.p, (char *)new_ids.p, plan, stage, lit ? lit : "''", qt, writes);
+  free(other.p), free(new_ids.p);
   PQfreemem(lit);
-  char *keys = key_ids_array(ex);
-  const char *params[] = {keys};
-  PGresult *r = pg_exec_params(ex, "checking secrets against the promotion ledger", sql, 1,
-                               params);
+  PGresult *r = pg_exec(ex, "checking secrets against the promotion ledger", sql);
   free(sql);
-  if (!r) {
-    free(keys);
-    return -1;
-  }
+  if (!r) return -1;
   const char *mode = secrets_mode_name(ex->secrets);
   int rc = 0;
   for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
     const char *was = PQgetvalue(r, i, 0), *was_keys = PQgetvalue(r, i, 1);
     const char *was_target = PQgetvalue(r, i, 2), *run = PQgetvalue(r, i, 3);
     const char *n = PQgetvalue(r, i, 4);
-    int same_keys = PQgetvalue(r, i, 5)[0] == 't';
+    /* keep over keep: are the values to write sealed under the keys of
+       those production holds in the same rows? */
+    int same_keys = strtoll(PQgetvalue(r, i, 5), NULL, 10) == 0;
+    const char *keys = PQgetvalue(r, i, 6);
     int same_mode = !strcmp(was, mode);
     if (same_mode && (ex->secrets != SECRETS_KEEP || same_keys)) continue;
     char holds[256];
@@ -367,7 +422,7 @@ static int check_secrets(exporter *ex, ex_table *t, const char *plan, const char
                    "with dev's sealed values (keys %s), which production's keyring cannot "
                    "open. Use --secrets=reseal --target-keyring FILE (production's keyring) "
                    "or --secrets=omit; nothing was committed",
-                   t->name, holds, n, was, run, keys);
+                   t->name, holds, n, was, run, keys[0] ? keys : "none");
     } else if (!ex->allow_secrets_change) {
       rc = ex_fail(ex, EXIT_USAGE,
                    "refused: production's %s holds %s in %s rows this run would update "
@@ -382,7 +437,6 @@ static int check_secrets(exporter *ex, ex_table *t, const char *plan, const char
     }
   }
   PQclear(r);
-  free(keys);
   return rc;
 }
 
@@ -431,10 +485,10 @@ static int ledger_classify_impl(exporter *ex, ex_table *t, const char *qt, const
              " WHEN l.row_id IS NULL THEN CASE WHEN cur.id IS NULL THEN 'insert' "
              "   WHEN %s IS NOT DISTINCT FROM %s THEN 'same' ELSE 'conflict:unpromoted' END "
              " WHEN l.digest = s." LEDGER_DIGEST_COL " THEN CASE WHEN cur.id IS NULL THEN 'kept:deleted' "
-             "   WHEN cur.xmin::text::bigint = l.row_xmin THEN 'unchanged' ELSE 'kept' END "
+             "   WHEN cur.xmin = l.row_xmin THEN 'unchanged' ELSE 'kept' END "
              " WHEN cur.id IS NULL THEN 'conflict:deleted' "
              " WHEN %s IS NOT DISTINCT FROM %s THEN 'same' "
-             " WHEN cur.xmin::text::bigint <> l.row_xmin THEN 'conflict:both' "
+             " WHEN cur.xmin <> l.row_xmin THEN 'conflict:both' "
              " WHEN r.source_id IS DISTINCT FROM %s THEN 'conflict:source' "
              " ELSE 'update' END AS action, "
              "CASE WHEN cur.id IS NULL THEN NULL ELSE %s END AS columns "
@@ -508,7 +562,7 @@ static int ledger_classify_impl(exporter *ex, ex_table *t, const char *qt, const
                              "'conflict:both', 'conflict:source'"
                            : "'insert', 'update'";
   char *plan = ex_strdup_printf("pg_temp.oauthdb_plan_%d", index);
-  rc = check_secrets(ex, t, plan, writes);
+  rc = check_secrets(ex, t, qt, stage, plan, writes);
   free(plan);
   if (rc) goto done;
   rc = -1;
@@ -548,26 +602,29 @@ static int ledger_record_impl(exporter *ex, ex_table *t, const char *qt, int ind
                               "'conflict:both', 'conflict:source', 'conflict:deleted'";
   char *sql = ex_strdup_printf(
       "INSERT INTO oauthdb_promoted_rows AS l (table_name, row_id, digest, row_xmin, run_id) "
-      "SELECT %s, p.id, p.digest, cur.xmin::text::bigint, %s FROM oauthdb_plan_%d p "
-      "JOIN %s cur ON cur.id = p.id WHERE p.action IN (%s) "
-      "ON CONFLICT (table_name, row_id) DO UPDATE SET digest = excluded.digest, "
-      "row_xmin = excluded.row_xmin, run_id = excluded.run_id",
-      lit ? lit : "''", ex->ledger.run_id, index, qt, actions);
+      "SELECT %s, p.id, p.digest, cur.xmin, %s FROM oauthdb_plan_%d p "
+      "JOIN %s cur ON cur.id = p.id WHERE p.action IN (%s)%s",
+      lit ? lit : "''", ex->ledger.run_id, index, qt, actions,
+      ex->ledger.pk_deferred ? ""  /* the ledger was empty: no row is there yet */
+                             : " ON CONFLICT (table_name, row_id) DO UPDATE SET "
+                               "digest = excluded.digest, row_xmin = excluded.row_xmin, "
+                               "run_id = excluded.run_id");
   PQfreemem(lit);
-  int rc = exec_simple(ex, "recording rows in the promotion ledger", sql);
+  PGresult *r = pg_exec(ex, "recording rows in the promotion ledger", sql);
   free(sql);
-  return rc;
+  if (!r) return -1;
+  ex->ledger.rows_written += strtoll(PQcmdTuples(r), NULL, 10);
+  PQclear(r);
+  return 0;
 }
 
 /*
-** The changed-rows path (export_digest.c): rows not staged are unchanged in
-** dev; those production changed since (row version moved, or row gone) are
-** kept. ids: the ledger rows the source lacks, which dev removed.
+** The changed-rows path (export_digest.c): ids are the ledger rows the
+** source lacks, which dev removed (pass 1 counted the rows dev did not
+** change and production did, from the ledger's stream).
 */
 static int ledger_gone_from_ids_impl(exporter *ex, ex_table *t, int index, const char *ids,
-                         int64_t n_ids, int staged) {
-  char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
-  char *qt = sql_ident(t->name);
+                                     int64_t n_ids) {
   ex_buf b = {0, 0, 0};
   int rc = -1;
   buf_printf(&b, "CREATE TEMP TABLE oauthdb_gone_%d (id uuid) ON COMMIT DROP", index);
@@ -591,24 +648,8 @@ static int ledger_gone_from_ids_impl(exporter *ex, ex_table *t, int index, const
   }
   t->counts.removed_in_dev = n_ids;
   t->ledger.gone_ready = 1;
-  /* kept: unchanged in dev (not staged), changed in production */
-  b.len = 0;
-  buf_printf(&b,
-             "SELECT count(*) FROM oauthdb_promoted_rows l LEFT JOIN %s cur ON cur.id = l.row_id "
-             "WHERE l.table_name = %s AND (cur.id IS NULL OR cur.xmin::text::bigint <> l.row_xmin) "
-             "AND NOT EXISTS (SELECT 1 FROM oauthdb_gone_%d g WHERE g.id = l.row_id)",
-             qt, lit ? lit : "''", index);
-  if (staged)
-    buf_printf(&b, " AND NOT EXISTS (SELECT 1 FROM oauthdb_plan_%d p WHERE p.id = l.row_id)",
-               index);
-  PGresult *r = pg_exec(ex, "counting rows production changed", (char *)b.p);
-  if (!r) goto done;
-  t->counts.kept += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-  PQclear(r);
   rc = 0;
 done:
-  PQfreemem(lit);
-  free(qt);
   free(b.p);
   return rc;
 }
@@ -640,7 +681,7 @@ static int delete_removed(exporter *ex, ex_table *t, int index) {
   buf_printf(&b,
              "WITH d AS (DELETE FROM %s cur USING oauthdb_gone_%d g, oauthdb_promoted_rows l "
              "WHERE cur.id = g.id AND l.table_name = %s AND l.row_id = g.id "
-             "AND cur.xmin::text::bigint = l.row_xmin",
+             "AND cur.xmin = l.row_xmin",
              qt, index, lit ? lit : "''");
   for (int i = 0; i < PQntuples(fk); i++) {
     if (atoi(PQgetvalue(fk, i, 3)) != 1) {  /* several columns: never delete */
@@ -695,6 +736,14 @@ static int ledger_finish_impl(exporter *ex) {
               c->removed_in_dev - c->deleted == 1 ? "is" : "are",
               ex->delete_removed ? " (changed there since, or still referenced)"
                                  : " (--delete-removed deletes those production has not changed)");
+  }
+  if (ex->ledger.pk_deferred) {
+    if (exec_simple(ex, "building the promotion ledger's key",
+                    "ALTER TABLE oauthdb_promoted_rows ADD CONSTRAINT oauthdb_promoted_rows_pkey "
+                    "PRIMARY KEY (table_name, row_id)"))
+      return -1;
+    ex->ledger.pk_deferred = 0;
+    ex_trace(ex, "ledger: its key built");
   }
   /* the run's counts and key ids */
   ex_buf b = {0, 0, 0};
@@ -769,9 +818,9 @@ int ledger_gone_full(exporter *ex, ex_table *t, int index, int plan_exists) {
 }
 
 int ledger_gone_from_ids(exporter *ex, ex_table *t, int index, const char *ids,
-                         int64_t n_ids, int staged) {
+                         int64_t n_ids) {
   double t0 = ex_now();
-  int rc = ledger_gone_from_ids_impl(ex, t, index, ids, n_ids, staged);
+  int rc = ledger_gone_from_ids_impl(ex, t, index, ids, n_ids);
   ex->ledger.seconds += ex_now() - t0;
   return rc;
 }

@@ -227,9 +227,10 @@ static int load_staged(exporter *ex, ex_table *t, const char *qt, const char *st
   }
   if (!changed_only && staged == 0 && ledger_gone_full(ex, t, index, 0)) goto done;
   if (changed_only) {
-    int64_t n_gone;
-    const char *gone = digest_gone_ids(t, &n_gone);
-    if (ledger_gone_from_ids(ex, t, index, gone, n_gone, staged > 0)) goto done;
+    int64_t n_gone, kept;
+    const char *gone = digest_gone_ids(t, &n_gone, &kept);
+    t->counts.kept += kept;
+    if (ledger_gone_from_ids(ex, t, index, gone, n_gone)) goto done;
   }
   rc = 0;
 done:
@@ -255,6 +256,7 @@ static int load_table(exporter *ex, ex_table *t, int index) {
     }
     ex_trace(ex, "%s: %lld rows copied", t->name, (long long)t->counts.read);
     if (direct_restore(ex, &d)) goto done;
+    ex_trace(ex, "%s: indexes and foreign keys back", t->name);
     t->counts.inserted = t->counts.read;
     if (ledger_record_direct(ex, t)) goto done;
     ex_trace(ex, "%s: recorded in the promotion ledger", t->name);

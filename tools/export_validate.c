@@ -386,8 +386,14 @@ static int validate_rows(exporter *ex, ex_table *t, int *fk_suspect) {
   int fk_col = t->n_cols + 1;
   while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     int labelled = 0;
-    int64_t invalid_before = ex->n_invalid;
-    for (int j = 0; j < t->n_cols && !stop; j++) {
+    /* a row dev has not changed since it was checked and promoted: its
+       values are those checked then (its foreign keys are checked again) */
+    int same = digest_row(ex, t, st);
+    if (same < 0) {
+      stop = 2;
+      break;
+    }
+    for (int j = 0; j < t->n_cols && !stop && !same; j++) {
       const ex_column *c = &t->cols[j];
       if (!c->sent) continue;
       /* the row's label is needed by a finding, or as associated data */
@@ -404,8 +410,6 @@ static int validate_rows(exporter *ex, ex_table *t, int *fk_suspect) {
     }
     for (int k = 0; k < n_fk; k++)
       if (sqlite3_column_int(st, fk_col + k) == 0) *fk_suspect = 1;
-    /* a valid row's digest (rerun path); the run stops if that fails */
-    if (ex->n_invalid == invalid_before && digest_row(ex, t, st)) stop = 2;
     progress_step(ex, 1);
   }
   sqlite3_finalize(st);

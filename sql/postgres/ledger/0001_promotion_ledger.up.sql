@@ -30,12 +30,12 @@ CREATE TABLE oauthdb_promotion_runs (
 -- columns but id, sealed values as the source holds them) and the row
 -- version (xmin) the promotion left in the table. A rerun compares the
 -- source's digest with digest (did dev change it?) and the table's xmin
--- with row_xmin (did production?).
+-- with row_xmin (did production?). row_xmin is an xid, compared with xmin as it is.
 CREATE TABLE oauthdb_promoted_rows (
-  table_name  text    NOT NULL,
+  table_name  text    COLLATE "C" NOT NULL,   -- byte order: cheap to compare
   row_id      uuid    NOT NULL,
   digest      bytea   NOT NULL CHECK (length(digest) = 32),
-  row_xmin    bigint  NOT NULL,
+  row_xmin    xid     NOT NULL,   -- compared with the row's xmin as it is
   run_id      bigint  NOT NULL,   -- oauthdb_promotion_runs, same transaction
-  PRIMARY KEY (table_name, row_id)
+  CONSTRAINT oauthdb_promoted_rows_pkey PRIMARY KEY (table_name, row_id)
 );
