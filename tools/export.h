@@ -110,12 +110,16 @@ typedef struct ex_table {
   struct { int chosen; } direct;
   /* a table the target holds: pass 1 compares, only changed rows go
      (export_digest.c) */
-  struct { int chosen; struct ex_digest_state *state; } rerun;
+  struct {
+    int chosen;
+    int rowid_order;    /* ids rise with rowid: read in file order, no index */
+    struct ex_digest_state *state;
+  } rerun;
   /* --verify: the source side's digest (export_verify.c) */
   struct { int done; int64_t rows; __int128 sum; } verify;
   /* the promotion ledger (export_ledger.c) */
   struct {
-    int64_t rows;       /* ledger rows of this table before the run */
+    int64_t rows;       /* 1 when the ledger holds rows of this table, else 0 */
     int gone_ready;     /* pg_temp.oauthdb_gone_N holds the rows dev removed */
   } ledger;
 } ex_table;
@@ -273,6 +277,9 @@ int ledger_gone_full(exporter *ex, ex_table *t, int index, int plan_exists);
 /* Rows promoted earlier that the source no longer has. */
 int ledger_gone_from_ids(exporter *ex, ex_table *t, int index, const char *ids,
                          int64_t n_ids);
+/* The changed-rows path: of the rows dev did not change, those production
+** did (kept), from row versions. */
+int ledger_count_kept(exporter *ex, ex_table *t, const char *qt, int index, int staged);
 int ledger_finish(exporter *ex);           /* deletes, conflicts, the run's counts */
 void ledger_free(exporter *ex);
 
@@ -373,9 +380,9 @@ ex_digester *digester_new(const ex_table *t);
 void digester_delete(ex_digester *d, const ex_table *t);
 int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *st,
                  unsigned char h[32]);
-/* The ids (text, each NUL-terminated) of ledger rows the source lacks;
-** *kept: rows unchanged in dev that production changed since. */
-const char *digest_gone_ids(const ex_table *t, int64_t *n, int64_t *kept);
+/* The ids (text, each NUL-terminated) of ledger rows the source lacks. */
+const char *digest_gone_ids(const ex_table *t, int64_t *n);
+char *digest_unchanged(const ex_table *t, int64_t *same);
 void digest_state_free(ex_table *t);
 
 /* export_verify.c */

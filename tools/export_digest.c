@@ -34,8 +34,7 @@
 ** Used under --secrets=keep and when there are no sealed values (reseal
 ** and omit need the full staging table: reconciliation, skipped rows),
 ** without --verify (which digests every sent row in staging), for a table
-** with uuid ids whose ledger holds at least half as many rows as the
-** source, when the source has an index on id and its rows sit roughly in
+** with uuid ids the ledger holds rows of, when the source has an index on id and its rows sit roughly in
 ** id order. Anything unexpected (ids out of order on either side) sends
 ** the table in full, and the full path classifies every row the same way.
 */
@@ -54,7 +53,7 @@ struct ex_digest_state {
   char *msg;                /* the target's current row (a COPY message) */
   const unsigned char *cur_id, *cur_h;  /* cur_h: the digest, or the row's fields */
   size_t cur_id_n, cur_h_n;
-  int cur_prod_same;        /* production's row is as the promotion left it */
+  uint32_t cur_xmin;        /* the row version the promotion left */
   int cur;                  /* msg holds a row */
   int target_done;          /* the target's stream has ended */
   int streaming;            /* its COPY is still open */
@@ -68,7 +67,9 @@ struct ex_digest_state {
   struct ex_digester *d;
   /* the outcome */
   int64_t rows, changed;
-  int64_t kept;             /* unchanged in dev, changed (or gone) in production */
+  int64_t same;             /* rows whose digest equals the ledger's */
+  uint32_t *xmins;          /* the distinct row versions the ledger records */
+  int n_xmins, xmins_overflow;
   int staged_all;           /* every row went to staging: classified there */
   char *gone;               /* ledger ids the source lacks, text, each with its NUL */
   size_t gone_len, gone_cap;
@@ -169,11 +170,38 @@ int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *
   return row_digest(ex, t, d, st, h);
 }
 
-const char *digest_gone_ids(const ex_table *t, int64_t *n, int64_t *kept) {
+const char *digest_gone_ids(const ex_table *t, int64_t *n) {
   const ex_digest_state *s = t->rerun.state;
   *n = s ? s->n_gone : 0;
-  *kept = s && !s->staged_all ? s->kept : 0;  /* else the classification counts them */
   return s ? s->gone : NULL;
+}
+
+/* Rows dev did not change (not staged), and the ledger's row versions as
+** '{x,y}' (malloc'd), or NULL when there are too many to list, or when
+** every row was staged (*same = -1: the classification counted them all). */
+char *digest_unchanged(const ex_table *t, int64_t *same) {
+  const ex_digest_state *s = t->rerun.state;
+  *same = s && s->staged_all ? -1 : 0;  /* -1: the classification saw every row */
+  if (!s || s->staged_all || s->xmins_overflow) return NULL;
+  *same = s->same;
+  ex_buf b = {0, 0, 0};
+  buf_printf(&b, "{");
+  for (int i = 0; i < s->n_xmins; i++) buf_printf(&b, "%s%u", i ? "," : "", s->xmins[i]);
+  buf_printf(&b, "}");
+  return (char *)b.p;
+}
+
+#define XMINS_MAX 1024
+static void note_xmin(ex_digest_state *s, uint32_t x) {
+  if (s->xmins_overflow) return;
+  for (int i = s->n_xmins - 1; i >= 0; i--)  /* runs: mostly the last few */
+    if (s->xmins[i] == x) return;
+  if (s->n_xmins == XMINS_MAX) {
+    s->xmins_overflow = 1;
+    return;
+  }
+  if (!s->xmins) s->xmins = ex_xmalloc(sizeof *s->xmins * XMINS_MAX);
+  s->xmins[s->n_xmins++] = x;
 }
 
 /* Does the source run sql through an index, without a sort (which could
@@ -226,6 +254,31 @@ static int id_order_is_local(exporter *ex, const ex_table *t, const char *qid) {
   return ok && near * 10 >= pairs * 9;
 }
 
+/*
+** UUIDv7 ids inserted as they are made rise with the rowid: then pass 1
+** reads the table in file order (sequential pages) instead of through the
+** id index, and gets id order all the same. A sample at both ends says so;
+** should a row further in break the order, the merge notices (ids must
+** rise) and the table is sent in full.
+*/
+static int ids_rise_with_rowid(exporter *ex, const ex_table *t, const char *qid) {
+  char *qt = sql_ident(t->name);
+  char *sql = ex_strdup_printf(
+      "SELECT (SELECT count(*) FROM (SELECT %s AS id, lag(%s) OVER (ORDER BY rowid) AS prev "
+      "FROM (SELECT rowid, %s FROM %s ORDER BY rowid LIMIT %d)) WHERE id <= prev), "
+      "(SELECT count(*) FROM (SELECT %s AS id, lag(%s) OVER (ORDER BY rowid) AS prev "
+      "FROM (SELECT rowid, %s FROM %s ORDER BY rowid DESC LIMIT %d)) WHERE id <= prev)",
+      qid, qid, qid, qt, ORDER_SAMPLE, qid, qid, qid, qt, ORDER_SAMPLE);
+  free(qt);
+  sqlite3_stmt *st = NULL;
+  int ok = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL) == SQLITE_OK &&
+           sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0 &&
+           sqlite3_column_int64(st, 1) == 0;
+  sqlite3_finalize(st);
+  free(sql);
+  return ok;
+}
+
 /* Before pass 1: which tables take this path (t->rerun.chosen). */
 int digest_prepare(exporter *ex) {
   if (ex->secrets == SECRETS_RESEAL || ex->secrets == SECRETS_OMIT || ex->verify) return 0;
@@ -233,10 +286,8 @@ int digest_prepare(exporter *ex) {
     ex_table *t = &ex->tables[i];
     t->rerun.chosen = 0;
     if (t->n_source == 0) continue;
-    /* most rows promoted before (else most go in full anyway), with
-       uuid ids (the ledger's) */
-    t->rerun.chosen = t->ledger.rows >= (t->n_source + 1) / 2 &&
-                      t->cols[t->id_col].kind == PGK_UUID;
+    /* rows promoted before, with uuid ids (the ledger's) */
+    t->rerun.chosen = t->ledger.rows > 0 && t->cols[t->id_col].kind == PGK_UUID;
     if (!t->rerun.chosen) continue;
     /* the source must find rows by id, and read them in id order, through
        an index (no sort, which could write a temporary file) */
@@ -246,6 +297,7 @@ int digest_prepare(exporter *ex) {
     char *ordered = ex_strdup_printf("%s ORDER BY %s", select, qid);
     t->rerun.chosen = source_uses_index(ex, lookup, 1) && source_uses_index(ex, ordered, 0) &&
                 id_order_is_local(ex, t, qid);
+    t->rerun.rowid_order = t->rerun.chosen && ids_rise_with_rowid(ex, t, qid);
     free(select), free(qid), free(lookup), free(ordered);
   }
   return 0;
@@ -258,6 +310,7 @@ void digest_state_free(ex_table *t) {
   digester_delete(s->d, t);
   free(s->ids);
   free(s->gone);
+  free(s->xmins);
   free(s);
   t->rerun.state = NULL;
 }
@@ -273,28 +326,13 @@ int digest_begin(exporter *ex, ex_table *t) {
   t->n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) t->n_sent += t->cols[j].sent;
   PGresult *r;
-  /* Streamed as it is read: a merge join of the two primary keys, already
-     in id order, so the first rows come at once and PostgreSQL works while
-     pass 1 does. (A hash join and a sort would make pass 1 wait for all of
-     it.) For this statement only; finish_target resets both. */
-  r = pg_exec(ex, "reading the ledger", "SET LOCAL enable_hashjoin = off; SET LOCAL enable_sort = off");
-  if (!r) {
-    s->failed = 1;
-    return -1;
-  }
-  PQclear(r);
-  /* the ledger's digests of the table's rows, in id order, and whether
-     production's row is still the version the promotion left (its xmin:
-     the row's header, never its values) */
+  /* the ledger's digests of the table's rows and the row versions it
+     left, in id order (its primary key's), streamed as pass 1 reads */
   char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
-  char *qt = sql_ident(t->name);
-  char *sql = ex_strdup_printf("COPY (SELECT l.row_id, l.digest, "
-                               "coalesce(cur.xmin = l.row_xmin, false) "
-                               "FROM oauthdb_promoted_rows l LEFT JOIN %s cur ON cur.id = l.row_id "
-                               "WHERE l.table_name = %s ORDER BY l.row_id) "
-                               "TO STDOUT (FORMAT binary)", qt, lit ? lit : "''");
+  char *sql = ex_strdup_printf("COPY (SELECT row_id, digest, row_xmin FROM oauthdb_promoted_rows "
+                               "WHERE table_name = %s ORDER BY row_id) "
+                               "TO STDOUT (FORMAT binary)", lit ? lit : "''");
   PQfreemem(lit);
-  free(qt);
   r = PQexec(ex->pg, sql);
   free(sql);
   if (PQresultStatus(r) != PGRES_COPY_OUT) {
@@ -310,7 +348,7 @@ int digest_begin(exporter *ex, ex_table *t) {
   return 0;
 }
 
-/* The end of the ledger's COPY: its status, and the settings back. */
+/* The end of the ledger's COPY: its status. */
 static int finish_target(exporter *ex, ex_digest_state *s) {
   PGresult *r;
   int rc = 0;
@@ -323,14 +361,7 @@ static int finish_target(exporter *ex, ex_digest_state *s) {
     }
     PQclear(r);
   }
-  if (rc) return rc;
-  r = pg_exec(ex, "reading the ledger", "RESET enable_hashjoin; RESET enable_sort");
-  if (!r) {
-    s->failed = 1;
-    return -1;
-  }
-  PQclear(r);
-  return 0;
+  return rc;
 }
 
 /* The next target row into s->cur_id, s->cur_h (s->cur = 0 at the end).
@@ -375,11 +406,13 @@ static int next_target(exporter *ex, ex_digest_state *s) {
     if (idn > len - 6) goto bad;
     const unsigned char *rest = p + 6 + idn;
     size_t rest_n = len - 6 - idn;
-    /* the digest (int32 32, 32 bytes), then the boolean (int32 1, 1 byte) */
-    if (rest_n != 4 + 32 + 4 + 1 || rest[0] || rest[1] || rest[2] || rest[3] != 32 ||
-        rest[36] || rest[37] || rest[38] || rest[39] != 1)
+    /* the digest (int32 32, 32 bytes), then the xid (int32 4, 4 bytes) */
+    if (rest_n != 4 + 32 + 4 + 4 || rest[0] || rest[1] || rest[2] || rest[3] != 32 ||
+        rest[36] || rest[37] || rest[38] || rest[39] != 4)
       goto bad;
-    s->cur_prod_same = rest[40] != 0;
+    s->cur_xmin = (uint32_t)rest[40] << 24 | (uint32_t)rest[41] << 16 |
+                  (uint32_t)rest[42] << 8 | rest[43];
+    note_xmin(s, s->cur_xmin);
     rest += 4, rest_n = 32;
     s->cur_id = p + 6, s->cur_id_n = idn, s->cur_h = rest, s->cur_h_n = rest_n;
     s->cur = 1;
@@ -495,7 +528,7 @@ int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
     if (row_digest(ex, t, s->d, st, h)) return -1;
     same = memcmp(h, s->cur_h, 32) == 0;
     if (!same) note_changed(s, (const char *)idtext, idtext_n);
-    else if (!s->cur_prod_same) s->kept++;  /* production's version stays */
+    else s->same++;
     if (next_target(ex, s)) return -1;
   } else {
     note_changed(s, (const char *)idtext, idtext_n);  /* the ledger lacks it */

@@ -172,18 +172,17 @@ static int ledger_prepare_impl(exporter *ex) {
                      "target %s: %s.id is not uuid; the promotion ledger needs uuid ids",
                      ex->target_desc, t->name);
   }
-  /* How many rows of each table the ledger holds, counted only as far as
-     the choices need (any at all; at least half the source's): a count of
-     millions of index entries would cost a rerun more than it says. */
+  /* Whether the ledger holds rows of each table at all (a count of
+     millions of index entries would cost a rerun more than it says): a
+     table it knows takes the changed-rows path (export_digest.c), which
+     sends everything anyway when most rows turn out new. */
   PGresult *r;
   for (int i = 0; i < ex->n_tables; i++) {
     ex_table *t = &ex->tables[i];
-    char cap[24];
-    snprintf(cap, sizeof cap, "%lld", (long long)((t->n_source + 1) / 2 > 0 ? (t->n_source + 1) / 2 : 1));
-    const char *p[] = {t->name, cap};
+    const char *p[] = {t->name};
     r = pg_exec_params(ex, "reading the promotion ledger",
                        "SELECT count(*) FROM (SELECT FROM oauthdb_promoted_rows "
-                       "WHERE table_name = $1 LIMIT $2::bigint) s", 2, p);
+                       "WHERE table_name = $1 LIMIT 1) s", 1, p);
     if (!r) return -1;
     t->ledger.rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     ex->ledger.rows_before += t->ledger.rows;
@@ -654,6 +653,72 @@ done:
   return rc;
 }
 
+/*
+** The changed-rows path never reads production's rows for the rows dev did
+** not change (pass 1 only merged the ledger). Their `kept` count comes
+** from row versions: production's rows whose xmin is one the ledger
+** recorded for this table are as a promotion left them (one sequential
+** read of the row headers, no join), less those among the staged and
+** removed rows (counted by id). A row production wrote in a transaction
+** whose id the ledger also recorded for another row (one it adopted as
+** equal) would count as unchanged: only the report's count, never what is
+** written. With more distinct row versions than the merge keeps, the
+** exact join instead.
+*/
+static int ledger_count_kept_impl(exporter *ex, ex_table *t, const char *qt, int index,
+                                  int staged) {
+  int64_t same = 0;
+  char *xmins = digest_unchanged(t, &same);
+  char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
+  ex_buf b = {0, 0, 0};
+  int rc = -1;
+  PGresult *r;
+  if (!xmins && same < 0) {  /* every row was staged and classified */
+    rc = 0;
+    goto done;
+  }
+  if (!xmins) {
+    buf_printf(&b,
+               "SELECT count(*) FROM oauthdb_promoted_rows l LEFT JOIN %s cur ON cur.id = l.row_id "
+               "WHERE l.table_name = %s AND (cur.id IS NULL OR cur.xmin <> l.row_xmin) "
+               "AND NOT EXISTS (SELECT 1 FROM oauthdb_gone_%d g WHERE g.id = l.row_id)",
+               qt, lit ? lit : "''", index);
+    if (staged)
+      buf_printf(&b, " AND NOT EXISTS (SELECT 1 FROM oauthdb_plan_%d p WHERE p.id = l.row_id)",
+                 index);
+    r = pg_exec(ex, "counting rows production changed", (char *)b.p);
+    if (!r) goto done;
+    t->counts.kept += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    rc = 0;
+    goto done;
+  }
+  /* matched: rows as a promotion left them, less the staged and removed */
+  ex_buf others = {0, 0, 0};
+  buf_printf(&others, "SELECT id FROM oauthdb_gone_%d", index);
+  if (staged) buf_printf(&others, " UNION ALL SELECT id FROM oauthdb_plan_%d", index);
+  buf_printf(&b,
+             "SELECT (SELECT count(*) FROM %s WHERE xmin = ANY($1::xid[])), "
+             "(SELECT count(*) FROM (%s) x "
+             "JOIN oauthdb_promoted_rows l ON l.table_name = %s AND l.row_id = x.id "
+             "JOIN %s cur ON cur.id = x.id WHERE cur.xmin = l.row_xmin)",
+             qt, (char *)others.p, lit ? lit : "''", qt);
+  free(others.p);
+  const char *params[] = {xmins};
+  r = pg_exec_params(ex, "counting rows production changed", (char *)b.p, 1, params);
+  if (!r) goto done;
+  int64_t matched = strtoll(PQgetvalue(r, 0, 0), NULL, 10) - strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+  PQclear(r);
+  int64_t kept = same - matched;
+  t->counts.kept += kept > 0 ? kept : 0;
+  rc = 0;
+done:
+  PQfreemem(lit);
+  free(xmins);
+  free(b.p);
+  return rc;
+}
+
 /* ---- the end of the run ------------------------------------------------ */
 
 /*
@@ -828,6 +893,13 @@ int ledger_gone_from_ids(exporter *ex, ex_table *t, int index, const char *ids,
 int ledger_finish(exporter *ex) {
   double t0 = ex_now();
   int rc = ledger_finish_impl(ex);
+  ex->ledger.seconds += ex_now() - t0;
+  return rc;
+}
+
+int ledger_count_kept(exporter *ex, ex_table *t, const char *qt, int index, int staged) {
+  double t0 = ex_now();
+  int rc = ledger_count_kept_impl(ex, t, qt, index, staged);
   ex->ledger.seconds += ex_now() - t0;
   return rc;
 }

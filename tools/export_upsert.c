@@ -227,10 +227,11 @@ static int load_staged(exporter *ex, ex_table *t, const char *qt, const char *st
   }
   if (!changed_only && staged == 0 && ledger_gone_full(ex, t, index, 0)) goto done;
   if (changed_only) {
-    int64_t n_gone, kept;
-    const char *gone = digest_gone_ids(t, &n_gone, &kept);
-    t->counts.kept += kept;
-    if (ledger_gone_from_ids(ex, t, index, gone, n_gone)) goto done;
+    int64_t n_gone;
+    const char *gone = digest_gone_ids(t, &n_gone);
+    if (ledger_gone_from_ids(ex, t, index, gone, n_gone) ||
+        ledger_count_kept(ex, t, qt, index, staged > 0))
+      goto done;
   }
   rc = 0;
 done:

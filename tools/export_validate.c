@@ -336,7 +336,7 @@ fail:
 static int validate_rows(exporter *ex, ex_table *t, int *fk_suspect) {
   /* in id order when merged with the target's digests (export_digest.c) */
   char *order = NULL;
-  if (t->rerun.chosen) {
+  if (t->rerun.chosen && !t->rerun.rowid_order) {
     char *qid = sql_ident(t->cols[t->id_col].name);
     order = ex_strdup_printf(" ORDER BY %s", qid);
     free(qid);
