@@ -209,8 +209,20 @@ static int load_staged(exporter *ex, ex_table *t, const char *qt, const char *st
     if (secrets_reconcile(ex, t, stage)) goto done;
   }
   int64_t to_write = 0;
+  if (staged > 0 &&
+      ledger_classify(ex, t, qt, stage, index, !changed_only, &to_write))
+    goto done;
+  if (!changed_only && staged == 0 && ledger_gone_full(ex, t, index, 0)) goto done;
+  if (changed_only) {
+    /* the rows dev removed, and production's changes to the rows dev did
+       not change, counted before this run writes anything (row versions) */
+    int64_t n_gone;
+    const char *gone = digest_gone_ids(t, &n_gone);
+    if (ledger_gone_from_ids(ex, t, index, gone, n_gone) ||
+        ledger_count_kept(ex, t, qt, index, staged > 0))
+      goto done;
+  }
   if (staged > 0) {
-    if (ledger_classify(ex, t, qt, stage, index, !changed_only, &to_write)) goto done;
     /* No ANALYZE: it costs as much as the upsert, and a never-analyzed
        table is estimated from its size in pages, which is all the plan
        (hash join against the target) needs. */
@@ -224,14 +236,6 @@ static int load_staged(exporter *ex, ex_table *t, const char *qt, const char *st
     }
     if (ledger_record(ex, t, qt, index)) goto done;
     if (ex->verify && verify_written(ex, t, qt, stage, index)) goto done;
-  }
-  if (!changed_only && staged == 0 && ledger_gone_full(ex, t, index, 0)) goto done;
-  if (changed_only) {
-    int64_t n_gone;
-    const char *gone = digest_gone_ids(t, &n_gone);
-    if (ledger_gone_from_ids(ex, t, index, gone, n_gone) ||
-        ledger_count_kept(ex, t, qt, index, staged > 0))
-      goto done;
   }
   rc = 0;
 done:
