@@ -18,8 +18,10 @@
 ** locks (and so writes) every conflicting row even when its WHERE is false,
 ** so a rerun would rewrite the whole table; filtering unchanged rows first
 ** means a rerun touches nothing. ON CONFLICT still decides, so a row that
-** appears concurrently is updated rather than failing. Nothing is deleted.
-** unchanged = read - inserted - updated - skipped.
+** appears concurrently is updated rather than failing. Nothing is deleted
+** here (--delete-removed: export_ledger.c).
+** unchanged = read - inserted - updated - skipped - kept (- unresolved
+** conflicts, which stop the run).
 **
 ** Three paths, per table:
 **
@@ -28,12 +30,15 @@
 **     directly: all rows are inserts, and a second pass over a staging table
 **     would double the work of the first promotion. Its indexes and foreign
 **     keys are built once after the COPY (export_direct.c).
-**   - A table the target already holds (at least half as many rows as the
-**     source) had its rows' digests compared with the target's in pass 1
-**     (export_digest.c): only the rows that differ go to the staging table
-**     and through the upsert above; with none, nothing is sent at all.
-**   - Otherwise (reseal, omit, --verify, or most rows new): every row goes
-**     to the staging table and through the upsert, as described above.
+**   - A table the ledger holds rows of had its rows' digests compared with
+**     the ledger's in pass 1 (export_digest.c): only the rows dev changed
+**     go to the staging table; with none, nothing is sent at all.
+**   - Otherwise (reseal, omit, --verify, or ids in random order): every
+**     row goes to the staging table.
+**
+** Staged rows carry their digests; export_ledger.c classifies them
+** (source, ledger, target) and only the rows to write go through the
+** upsert above (from pg_temp.oauthdb_write_N); the ledger records them.
 */
 #include <stdlib.h>
 #include <string.h>
