@@ -71,6 +71,10 @@ $(BUILD)/ext/sqlite_migrations.c: tools/embed_sql.sh $(wildcard sql/sqlite/*.sql
 	tools/embed_sql.sh sqlite sql/sqlite > $@.tmp && mv $@.tmp $@
 $(BUILD)/ext/postgres_migrations.c: tools/embed_sql.sh $(wildcard sql/postgres/*.sql) | $(BUILD)/ext
 	tools/embed_sql.sh postgres sql/postgres > $@.tmp && mv $@.tmp $@
+# The exporter's own ledger (sql/postgres/ledger): numbered apart from the
+# schema's migrations, applied to every target whatever the source's version.
+$(BUILD)/ext/ledger_migrations.c: tools/embed_sql.sh $(wildcard sql/postgres/ledger/*.sql) | $(BUILD)/ext
+	tools/embed_sql.sh ledger sql/postgres/ledger > $@.tmp && mv $@.tmp $@
 $(BUILD)/ext/%_migrations.o: $(BUILD)/ext/%_migrations.c ext/core/migrations.h
 	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
 
@@ -80,8 +84,9 @@ $(BUILD)/oauthdb.$(SO): $(EXT_OBJ)
 $(BUILD)/core/%.o: ext/core/%.c $(wildcard ext/core/*.h) | $(BUILD)/core
 	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
-$(BUILD)/oauthdb-export: $(EXPORT_SRC) $(CORE_OBJ) $(BUILD)/ext/postgres_migrations.o $(EXT_HDR) $(wildcard tools/*.h)
-	$(CC) $(ALL_CFLAGS) -Itools -o $@ $(EXPORT_SRC) $(CORE_OBJ) $(BUILD)/ext/postgres_migrations.o -lpq -lsqlite3 -lsodium -lm
+EXPORT_MIGRATIONS = $(BUILD)/ext/postgres_migrations.o $(BUILD)/ext/ledger_migrations.o
+$(BUILD)/oauthdb-export: $(EXPORT_SRC) $(CORE_OBJ) $(EXPORT_MIGRATIONS) $(EXT_HDR) $(wildcard tools/*.h)
+	$(CC) $(ALL_CFLAGS) -Itools -o $@ $(EXPORT_SRC) $(CORE_OBJ) $(EXPORT_MIGRATIONS) -lpq -lsqlite3 -lsodium -lm
 
 $(BUILD)/oauthdb: $(TOOL_SRC) $(CORE_OBJ) $(EXT_HDR) $(wildcard tools/*.h)
 	$(CC) $(ALL_CFLAGS) -Itools -DOAUTHDB_PREFIX='"$(PREFIX)"' -o $@ $(TOOL_SRC) $(CORE_OBJ) -lsqlite3 -lsodium -lm
@@ -207,20 +212,19 @@ SANITIZE_FLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recov
 endif
 
 # The exporter's files as objects, so a target can call their functions;
-# export_main.c's main() is renamed out of the way of the fuzzer's.
-EXPORT_FUZZ_OBJ = $(patsubst tools/%.c,$(BUILD)/fuzz-obj/%.o,$(EXPORT_SRC))
-$(BUILD)/fuzz-obj/export_main.o: FUZZ_OBJ_FLAGS = -Dmain=oauthdb_export_main
+# export_main.c holds main() alone, which no other file calls.
+EXPORT_FUZZ_OBJ = $(patsubst tools/%.c,$(BUILD)/fuzz-obj/%.o,$(filter-out tools/export_main.c,$(EXPORT_SRC)))
 .SECONDARY: $(EXPORT_FUZZ_OBJ)
 $(BUILD)/fuzz-obj/%.o: tools/%.c $(EXT_HDR) $(wildcard tools/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itools $(FUZZ_OBJ_FLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itools -c $< -o $@
 
 # What each target links besides its own file and fuzz_util.c.
 FUZZ_LINK_fuzz_seal_open  = $(CORE_OBJ)
 FUZZ_LINK_fuzz_keyring    = $(CORE_OBJ)
 FUZZ_LINK_fuzz_sql_tokens = $(EXT_OBJ)
 FUZZ_LINK_fuzz_migrations = $(EXT_OBJ)
-FUZZ_LINK_fuzz_export_row = $(EXPORT_FUZZ_OBJ) $(CORE_OBJ) $(BUILD)/ext/postgres_migrations.o
+FUZZ_LINK_fuzz_export_row = $(EXPORT_FUZZ_OBJ) $(CORE_OBJ) $(EXPORT_MIGRATIONS)
 
 .PHONY: fuzz-bins fuzz-replay
 fuzz-bins: $(FUZZ_BIN)

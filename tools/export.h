@@ -1,9 +1,11 @@
 /*
 ** export.h: what the parts of oauthdb-export share.
 **
-**   export_main.c      options, the run from start to end, report, progress
+**   export_main.c      main(): options, the run from start to end, report
+**   export_util.c      allocation, messages, progress, trace, buffers, quoting
 **   export_source.c    the dev database: read-only, one read transaction
 **   export_schema.c    the target: connection, migrations, catalog, FK order
+**   export_scope.c     which tables are promoted by default, --include
 **   export_validate.c  row checks before anything is sent
 **   export_json.c      JSON that PostgreSQL's jsonb accepts, and its text form
 **   export_copy.c      binary COPY encoding, streamed from sqlite3_step
@@ -32,8 +34,15 @@ enum {
   EXIT_DATAERR = 65,    /* a source row is invalid (or the target refused one) */
   EXIT_NOINPUT = 66,    /* the source database cannot be opened or read */
   EXIT_TARGET = 69,     /* the target: connection, schema, server errors */
-  EXIT_VERIFY = 70      /* --verify found a difference; nothing committed */
+  EXIT_VERIFY = 70,     /* --verify found a difference; nothing committed */
+  EXIT_CONFLICT = 75    /* rows changed in production and in dev: --on-conflict */
 };
+
+typedef enum on_conflict {
+  CONFLICT_STOP = 0,    /* list them and roll back (the default) */
+  CONFLICT_DEV,         /* dev's row wins */
+  CONFLICT_PROD         /* production's row stays */
+} on_conflict;
 
 typedef enum secrets_mode {
   SECRETS_UNSET = 0,
@@ -74,9 +83,14 @@ typedef struct ex_fk {  /* one column of a foreign key, as PostgreSQL has it */
 
 typedef struct ex_counts {
   int64_t read, inserted, updated, unchanged, skipped;
+  int64_t kept;           /* production changed them since: left as they are */
+  int64_t conflicts;      /* changed on both sides (resolved by --on-conflict) */
+  int64_t removed_in_dev; /* promoted earlier, no longer in the source */
+  int64_t deleted;        /* of those, deleted in production (--delete-removed) */
 } ex_counts;
 
 typedef struct ex_digest_state ex_digest_state;
+typedef struct ex_digester ex_digester;
 
 typedef struct ex_table {
   char *name;
@@ -89,21 +103,43 @@ typedef struct ex_table {
   ex_fk *fks;
   int has_sealed;
   int64_t n_source;     /* count(*) in the source snapshot (progress) */
-  int direct;           /* target was empty: COPY straight into the table */
   int n_sent;           /* columns sent (set by copy_table) */
-  int verify_done;      /* --verify's source digest already has every row */
-  int digest;           /* rerun path: digests compared in pass 1 (digest.c) */
-  struct ex_digest_state *dstate;
   ex_counts counts;
+  /* Each way of loading keeps its own state (export_upsert.c chooses):
+     an empty target table gets the COPY itself (export_direct.c) */
+  struct { int chosen; } direct;
+  /* a table the target holds: pass 1 compares, only changed rows go
+     (export_digest.c) */
+  struct {
+    int chosen;
+    int rowid_order;    /* ids rise with rowid: read in file order, no index */
+    struct ex_digest_state *state;
+  } rerun;
   /* --verify: the source side's digest (export_verify.c) */
-  int64_t digest_rows;
-  __int128 digest_sum;
+  struct { int done; int64_t rows; __int128 sum; } verify;
+  /* the promotion ledger (export_ledger.c) */
+  struct {
+    int64_t rows;       /* 1 when the ledger holds rows of this table, else 0 */
+    int gone_ready;     /* pg_temp.oauthdb_gone_N holds the rows dev removed */
+  } ledger;
 } ex_table;
+
+/* A row changed on both sides, for the report (export_ledger.c). */
+typedef struct ex_conflict {
+  char *table, *id, *columns, *reason;
+} ex_conflict;
 
 /* One invalid-row finding, kept (up to a cap) for the --json report. */
 typedef struct ex_finding {
   char *table, *id, *column, *reason;
 } ex_finding;
+
+/* A table the source has and this run leaves out (export_scope.c). */
+typedef struct ex_left_out {
+  char *table;
+  int64_t rows;
+  const char *reason;
+} ex_left_out;
 
 typedef struct exporter {
   /* options */
@@ -113,6 +149,11 @@ typedef struct exporter {
   int progress;                  /* 1: draw the bar on stderr */
   secrets_mode secrets;
   const char *source_keyring_path, *target_keyring_path;
+  unsigned include_mask;         /* --include: opt-in tables asked for */
+  on_conflict on_conflict;       /* --on-conflict=dev|prod */
+  int delete_removed;            /* --delete-removed */
+  int allow_secrets_change;      /* --allow-secrets-change */
+  const char *source_id_opt;     /* --source-id */
 
   sqlite3 *src;
   PGconn *pg;
@@ -128,6 +169,25 @@ typedef struct exporter {
   int64_t sealed_counted;
   int64_t resealed, reseal_kept; /* reseal: newly sealed / production kept */
 
+  int n_left_out;
+  ex_left_out *left_out;
+
+  /* the promotion ledger (export_ledger.c) */
+  struct {
+    char *source_id;             /* the dev database's identity */
+    char run_id[24];             /* this run's oauthdb_promotion_runs row */
+    char xid[24];                /* its transaction id: rows it writes have xmin = xid */
+    int n_key_ids;
+    uint32_t key_ids[16];        /* key ids of the source's sealed values */
+    int64_t n_conflicts;
+    int n_conflicts_kept;
+    ex_conflict *conflicts;      /* the first MAX_CONFLICTS_KEPT, for --json */
+    double seconds;              /* spent on the ledger (trace, bench) */
+    int64_t rows_before;         /* ledger rows of these tables, as counted */
+    int64_t rows_written;        /* ledger rows this run wrote */
+    int pk_deferred;             /* an empty ledger: its key built after (ledger_finish) */
+  } ledger;
+
   /* findings */
   int64_t n_invalid;
   int n_findings;
@@ -135,8 +195,7 @@ typedef struct exporter {
   int exit_code;                 /* first failure's code */
   char *failure;                 /* its message, for --json */
   int verified;                  /* --verify passed */
-  int build_settings_done;       /* SET LOCAL for index builds (direct.c) */
-  int compare_rows;              /* rerun path: whole rows, not digests */
+  struct { int settings_done; } direct;  /* SET LOCAL for index builds */
   int committed;
 
   /* progress */
@@ -146,7 +205,21 @@ typedef struct exporter {
   const char *progress_table;
 } exporter;
 
-/* export_main.c: messages. ex_fail prints "oauthdb-export: ..." once per
+/* The one growable buffer (export_util.c): bytes, or SQL text built with
+** buf_printf (which keeps a NUL after len). */
+typedef struct ex_buf {
+  unsigned char *p;
+  size_t len, cap;
+} ex_buf;
+unsigned char *buf_reserve(ex_buf *b, size_t n);      /* n more bytes at the end */
+void buf_put(ex_buf *b, const void *data, size_t n);
+void buf_printf(ex_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_be(ex_buf *b, uint64_t v, int bytes);       /* big-endian integer */
+void buf_field(ex_buf *b, const void *data, size_t n); /* int32 length + bytes */
+/* SQL identifier quoting, the same in PostgreSQL and SQLite (malloc'd). */
+char *sql_ident(const char *name);
+
+/* export_util.c: messages. ex_fail prints "oauthdb-export: ..." once per
 ** failure, records the exit code of the first and returns -1. */
 int ex_fail(exporter *ex, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -161,6 +234,7 @@ void progress_step(exporter *ex, int64_t rows);
 void progress_begin(exporter *ex, const char *phase, const char *table);
 void progress_end(exporter *ex);
 void ex_trace(exporter *ex, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+double ex_now(void);  /* monotonic seconds */
 
 /* export_source.c */
 int source_open(exporter *ex);
@@ -184,8 +258,30 @@ PGresult *pg_exec(exporter *ex, const char *what, const char *sql);
 PGresult *pg_exec_params(exporter *ex, const char *what, const char *sql,
                          int n, const char *const *values);
 int pg_fail(exporter *ex, const char *what, const PGresult *res);
-/* SQL identifier quoting (malloc'd). */
-char *pg_ident(const char *name);
+
+/* export_scope.c */
+int scope_parse_include(exporter *ex, const char *list);
+int scope_apply(exporter *ex);
+
+/* export_ledger.c: three-way promotion (docs/EXPORT.md). */
+#define LEDGER_DIGEST_COL "oauthdb_digest"   /* the staging table's extra column */
+int ledger_prepare(exporter *ex);          /* after target_catalog */
+void ledger_note_key_id(exporter *ex, uint32_t kid);  /* pass 1 */
+int ledger_record_direct(exporter *ex, ex_table *t);  /* an empty table, loaded */
+/* A staged table: classify each staged row (source, ledger, target), keep
+** only the rows to write in stage, check secrets. *n_to_write: how many. */
+int ledger_classify(exporter *ex, ex_table *t, const char *qt, const char *stage,
+                    int index, int full_stage, int64_t *n_to_write);
+int ledger_record(exporter *ex, ex_table *t, const char *qt, int index);
+int ledger_gone_full(exporter *ex, ex_table *t, int index, int plan_exists);
+/* Rows promoted earlier that the source no longer has. */
+int ledger_gone_from_ids(exporter *ex, ex_table *t, int index, const char *ids,
+                         int64_t n_ids);
+/* The changed-rows path: of the rows dev did not change, those production
+** did (kept), from row versions. */
+int ledger_count_kept(exporter *ex, ex_table *t, const char *qt, int index, int staged);
+int ledger_finish(exporter *ex);           /* deletes, conflicts, the run's counts */
+void ledger_free(exporter *ex);
 
 /* export_validate.c */
 int validate_source(exporter *ex);
@@ -223,13 +319,6 @@ const char *secrets_mode_name(secrets_mode m);
 
 
 /* export_copy.c */
-typedef struct ex_buf {
-  unsigned char *p;
-  size_t len, cap;
-} ex_buf;
-unsigned char *buf_reserve(ex_buf *b, size_t n);
-void buf_be(ex_buf *b, uint64_t v, int bytes);       /* big-endian integer */
-void buf_field(ex_buf *b, const void *data, size_t n); /* int32 length + bytes */
 void uuid_bytes(const unsigned char *text, unsigned char u[16]);
 /* The current row's value in column col of st as a binary COPY field. */
 int encode_value(exporter *ex, const ex_table *t, const ex_column *c, sqlite3_stmt *st,
@@ -247,6 +336,7 @@ typedef struct ex_copy {
   int failed;                    /* 1: our error (abort); 2: connection broken */
   unsigned char *sealed;         /* reseal's output */
   size_t sealed_cap;
+  ex_digester *digester;         /* set: each tuple ends with the row's digest */
 } ex_copy;
 int copy_start(exporter *ex, ex_copy *c, const char *sql, const char *what);
 int copy_tuple_done(ex_copy *c);
@@ -254,6 +344,8 @@ int copy_source_row(ex_copy *c, ex_table *t, sqlite3_stmt *st);
 int copy_finish(ex_copy *c, int64_t *taken);
 /* COPY the table's rows into dest; *rows gets the count the target took. */
 int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows);
+/* The same into a staging table whose last column is LEDGER_DIGEST_COL. */
+int copy_table_digested(exporter *ex, ex_table *t, const char *dest, int64_t *rows);
 
 /* export_upsert.c */
 int load_tables(exporter *ex);
@@ -276,17 +368,31 @@ void deferred_free(ex_deferred *d);
 ** upsert. digest_prepare, before pass 1, picks the tables (t->digest). */
 int digest_prepare(exporter *ex);
 int digest_begin(exporter *ex, ex_table *t);
+/* 1: the row equals the ledger's (pass 1 skips its checks), 0: changed, -1 */
 int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st);
 int digest_end(exporter *ex, ex_table *t, int stopped);
 int digest_usable(const ex_table *t);
 int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *create_stage_sql,
                  int64_t *n_staged);
+/* The ledger's digest of a row: SHA-256 over its sent columns but id, each
+** in its binary send format, sealed values as the source holds them. */
+ex_digester *digester_new(const ex_table *t);
+void digester_delete(ex_digester *d, const ex_table *t);
+int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *st,
+                 unsigned char h[32]);
+/* The ids (text, each NUL-terminated) of ledger rows the source lacks. */
+const char *digest_gone_ids(const ex_table *t, int64_t *n);
+char *digest_unchanged(const ex_table *t, int64_t *same);
 void digest_state_free(ex_table *t);
 
 /* export_verify.c */
 /* Add the current row of st (a pass-2 statement) to t's source digest. */
 int verify_add_row(exporter *ex, ex_table *t, sqlite3_stmt *st);
 int verify_table(exporter *ex, ex_table *t, const char *stage);
+/* Staged tables: the staging table holds exactly the source's rows ... */
+int verify_staged(exporter *ex, ex_table *t, const char *stage);
+/* ... and every row written, or found equal, is in the target as staged. */
+int verify_written(exporter *ex, ex_table *t, const char *qt, const char *stage, int index);
 /* The column list rendering digested on the PostgreSQL side (malloc'd). */
 char *verify_pg_digest_expr(const exporter *ex, const ex_table *t,
                             const char *alias);

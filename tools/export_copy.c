@@ -27,29 +27,6 @@
 #define COPY_CHUNK (64 * 1024)
 #define PG_EPOCH_OFFSET INT64_C(946684800) /* 2000-01-01 in unix seconds */
 
-unsigned char *buf_reserve(ex_buf *b, size_t n) {
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : COPY_CHUNK + 4096;
-    while (cap < b->len + n) cap *= 2;
-    b->p = ex_xrealloc(b->p, b->cap = cap);
-  }
-  unsigned char *at = b->p + b->len;
-  b->len += n;
-  return at;
-}
-
-void buf_be(ex_buf *b, uint64_t v, int bytes) {
-  unsigned char *at = buf_reserve(b, (size_t)bytes);
-  for (int i = bytes - 1; i >= 0; i--, v >>= 8) at[i] = (unsigned char)(v & 0xff);
-}
-
-void buf_field(ex_buf *b, const void *data, size_t n) {
-  unsigned char *at = buf_reserve(b, 4 + n);
-  at[0] = (unsigned char)(n >> 24), at[1] = (unsigned char)(n >> 16);
-  at[2] = (unsigned char)(n >> 8), at[3] = (unsigned char)n;
-  if (n) memcpy(at + 4, data, n);
-}
-
 /* A canonical UUID's text (checked in pass 1: lower-case hex digits and
 ** dashes at 8, 13, 18, 23) as its 16 bytes. */
 void uuid_bytes(const unsigned char *v, unsigned char u[16]) {
@@ -148,7 +125,7 @@ char *copy_column_list(const ex_table *t) {
   int n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) {
     if (!t->cols[j].sent) continue;
-    char *q = pg_ident(t->cols[j].name);
+    char *q = sql_ident(t->cols[j].name);
     size_t need = strlen(q) + 3;
     if (len + need > cap) cols = ex_xrealloc(cols, cap = 2 * (len + need));
     len += (size_t)snprintf(cols + len, cap - len, "%s%s", n_sent ? ", " : "", q);
@@ -199,7 +176,7 @@ int copy_tuple_done(ex_copy *c) {
 
 /* Append the current row of st (rowid, then t's columns) as one tuple. */
 int copy_source_row(ex_copy *c, ex_table *t, sqlite3_stmt *st) {
-  buf_be(&c->b, (uint16_t)t->n_sent, 2);
+  buf_be(&c->b, (uint16_t)(t->n_sent + (c->digester != NULL)), 2);
   for (int j = 0; j < t->n_cols; j++) {
     const ex_column *col = &t->cols[j];
     if (!col->sent) continue;
@@ -207,6 +184,14 @@ int copy_source_row(ex_copy *c, ex_table *t, sqlite3_stmt *st) {
       c->failed = 1;
       return -1;
     }
+  }
+  if (c->digester) {
+    unsigned char h[32];
+    if (digester_row(c->ex, t, c->digester, st, h)) {
+      c->failed = 1;
+      return -1;
+    }
+    buf_field(&c->b, h, sizeof h);
   }
   return copy_tuple_done(c);
 }
@@ -228,6 +213,7 @@ int copy_finish(ex_copy *c, int64_t *taken) {
   free(c->b.p);
   free(c->sealed);
   c->b.p = NULL, c->sealed = NULL;
+  c->digester = NULL;  /* the caller's */
   if (!c->started || failed == 2) {  /* not started, or the connection is gone */
     free(c->what);
     return -1;
@@ -255,8 +241,20 @@ int copy_finish(ex_copy *c, int64_t *taken) {
   return failed ? -1 : 0;
 }
 
+static int copy_rows(exporter *ex, ex_table *t, const char *dest, int digested,
+                     int64_t *rows_out);
+
 /* COPY dest (sent columns) FROM STDIN (FORMAT binary), rows from pass 2. */
 int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows_out) {
+  return copy_rows(ex, t, dest, 0, rows_out);
+}
+
+int copy_table_digested(exporter *ex, ex_table *t, const char *dest, int64_t *rows_out) {
+  return copy_rows(ex, t, dest, 1, rows_out);
+}
+
+static int copy_rows(exporter *ex, ex_table *t, const char *dest, int digested,
+                     int64_t *rows_out) {
   char *what = ex_strdup_printf("COPY of %s", t->name);
   char *sql = source_select_sql(t, 0);
   sqlite3_stmt *st = NULL;
@@ -271,17 +269,20 @@ int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows_out) {
   t->n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) t->n_sent += t->cols[j].sent;
   char *cols = copy_column_list(t);
-  sql = ex_strdup_printf("COPY %s (%s) FROM STDIN (FORMAT binary)", dest, cols);
+  sql = ex_strdup_printf("COPY %s (%s%s) FROM STDIN (FORMAT binary)", dest, cols,
+                         digested ? ", " LEDGER_DIGEST_COL : "");
   free(cols);
   ex_copy c;
   rc = copy_start(ex, &c, sql, what);
+  ex_digester *d = digested && rc == 0 ? digester_new(t) : NULL;
+  c.digester = d;
   free(sql);
   free(what);
   if (rc) {
     sqlite3_finalize(st);
     return -1;
   }
-  int verify = ex->verify && !t->verify_done;
+  int verify = ex->verify && !t->verify.done;
   while (!c.failed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (copy_source_row(&c, t, st)) break;
     if (verify && verify_add_row(ex, t, st)) c.failed = 1;
@@ -293,5 +294,7 @@ int copy_table(exporter *ex, ex_table *t, const char *dest, int64_t *rows_out) {
     c.failed = 1;
   }
   sqlite3_finalize(st);
-  return copy_finish(&c, rows_out);
+  rc = copy_finish(&c, rows_out);
+  if (d) digester_delete(d, t);
+  return rc;
 }

@@ -1,60 +1,42 @@
 /*
-** export_digest.c: a rerun sends only what changed.
+** export_digest.c: a rerun sends only what dev changed since the last
+** promotion, without reading production's rows.
 **
-** For a target table that already holds rows, sending every source row to a
-** staging table and comparing there costs as much as the first load (the
-** COPY of full rows, then a join that compares every column). Instead, pass
-** 1 compares each row with the target's as it goes:
+** The promotion ledger (export_ledger.c) holds, for every promoted row, the
+** digest of the row as it was sent. For a table most of whose rows were
+** promoted before, pass 1 merges two streams in id order:
 **
-**   - before pass 1 reads a table, the exporter asks PostgreSQL for
-**       COPY (SELECT id, <the sent columns> FROM t ORDER BY id)
-**         TO STDOUT (FORMAT binary)
-**     or, over a network, for each row's SHA-256 digest instead of its
-**     columns (sent without waiting: PostgreSQL reads while pass 1 checks);
-**   - pass 1 reads the source in id order too (SQLite's primary key index)
-**     and, for every row that passed its checks, encodes it the same way
-**     and merges the two streams: an id the target lacks, or whose bytes
-**     (or digest) differ, is a changed row (its id is kept, up to
-**     LOOKUP_MAX of them); target rows the source lacks are passed over;
-**   - after pass 1, only the changed rows are sent in full into the usual
-**     staging table (pg_temp.oauthdb_stage_N), each looked up by id in the
-**     source (all rows, as before, when there are more than LOOKUP_MAX or
-**     more than half the rows), and the usual upsert runs on them
-**     (export_upsert.c).
+**   - the ledger's rows of the table,
+**       COPY (SELECT row_id, digest FROM oauthdb_promoted_rows
+**             WHERE table_name = ... ORDER BY row_id) TO STDOUT (FORMAT binary)
+**     sent without waiting, so PostgreSQL reads while pass 1 checks;
+**   - the source's rows, read in id order (SQLite's primary key index),
+**     each row's digest computed as the ledger's was (digester_row).
 **
-** So a rerun with nothing changed reads the source once, while PostgreSQL
-** reads the target once, and sends nothing at all. Nothing of the source
-** goes to the target before every row passed.
+** Equal digests: dev has not changed the row since it was promoted, and
+** nothing about it is sent; whatever production did to it stays (the
+** ledger counts those as kept, from row versions alone). A different
+** digest, or an id the ledger lacks: the row is changed (its id is kept, up
+** to LOOKUP_MAX of them). Ledger ids the source lacks: rows dev removed
+** (digest_gone_ids). After pass 1 only the changed rows go, each looked up
+** by id in the source (all rows when there are more than LOOKUP_MAX or
+** more than half), with their digests, into the staging table, where
+** export_ledger.c classifies them against the ledger and production.
 **
-** Whole rows: the target's binary COPY tuple against the source row's, as
-** export_copy.c encodes it, byte for byte, except that a jsonb value comes
-** in PostgreSQL's normal form, which the source side renders with
-** json_canonical (export_json.c), as --verify does. Streaming the rows
-** costs PostgreSQL less than half of hashing them, so this is the choice
-** when the target is on this machine (a unix socket).
+** The digest (digester_row, below) is over the source's values, so it
+** is computed before a row is checked; pass 1 checks only rows whose
+** digest differs (validate_rows).
 **
-** Digests (over a network, where the rows would cost ten times the bytes):
-** SHA-256 over each column's binary send format, self-delimiting (see
-** pg_value_expr), computed by PostgreSQL in SQL (in parallel workers where
-** it has them) and by the exporter from SQLite's values (libsodium).
-**
-** Either way the comparison only decides which rows are worth sending: a
-** row it calls changed still goes through the upsert, whose IS DISTINCT
-** FROM decides (a jsonb number 1.0 against 1.00 is sent and then found
-** unchanged), and a row it calls unchanged has exactly the target's bytes.
-**
-** The target's rows are those of the statement's snapshot, taken when
-** pass 1 reaches the table. A row the application changes in production
-** after that, and that the source has unchanged, keeps the application's
-** change, as if the application had written it just after the export.
+** So a rerun with nothing changed reads the source once and the ledger's
+** digests once, and sends nothing at all. Nothing of the source goes to
+** the target before every row passed.
 **
 ** Used under --secrets=keep and when there are no sealed values (reseal
 ** and omit need the full staging table: reconciliation, skipped rows),
-** without --verify (which digests every sent row in staging), when the
-** source has an index on id and its rows sit roughly in id order, and only
-** where the target holds at least half as many rows as the source
-** (otherwise most rows are new and go in full anyway). Anything unexpected
-** (ids out of order on either side) sends the table in full.
+** without --verify (which digests every sent row in staging), for a table
+** with uuid ids the ledger holds rows of, when the source has an index on id and its rows sit roughly in
+** id order. Anything unexpected (ids out of order on either side) sends
+** the table in full, and the full path classifies every row the same way.
 */
 #include <stdio.h>
 #include <sodium.h>
@@ -71,7 +53,7 @@ struct ex_digest_state {
   char *msg;                /* the target's current row (a COPY message) */
   const unsigned char *cur_id, *cur_h;  /* cur_h: the digest, or the row's fields */
   size_t cur_id_n, cur_h_n;
-  int whole_rows;           /* the target sends its rows, not their digests */
+  uint32_t cur_xmin;        /* the row version the promotion left */
   int cur;                  /* msg holds a row */
   int target_done;          /* the target's stream has ended */
   int streaming;            /* its COPY is still open */
@@ -85,6 +67,13 @@ struct ex_digest_state {
   struct ex_digester *d;
   /* the outcome */
   int64_t rows, changed;
+  int64_t same;             /* rows whose digest equals the ledger's */
+  uint32_t *xmins;          /* the distinct row versions the ledger records */
+  int n_xmins, xmins_overflow;
+  int staged_all;           /* every row went to staging: classified there */
+  char *gone;               /* ledger ids the source lacks, text, each with its NUL */
+  size_t gone_len, gone_cap;
+  int64_t n_gone;
   char *ids;                /* changed ids, text, each with its NUL */
   size_t ids_len, ids_cap;
   int64_t n_ids;
@@ -96,197 +85,123 @@ static int digested(const ex_table *t, int j) {
 }
 
 /*
-** The digest's input, column by column (the sent columns but id): each
-** value in its type's binary send format, so that PostgreSQL produces it
-** with the send functions and no text conversion (timestamps in
-** particular are dear to print), and self-delimiting, so that the whole is
-** unambiguous:
-**
-**   uuid, timestamptz, timestamp, boolean, int2/4/8   the fixed-size bytes
-**   text, json, jsonb                  the bytes (jsonb: jsonb_send, the
-**                                      version byte then its normal text),
-**                                      then a 0 byte (text holds no NUL)
-**   bytea                              int32 length, then the bytes
-**
-** and, for a column that may be NULL, a 1 byte before the value and a 0
-** byte alone for NULL. Per column, in SQL:
+** The ledger's digest of a row: BLAKE2b-256 (libsodium's crypto_generichash)
+** over the values SQLite holds in the row's sent columns but id, each as
+** its storage class (1 byte) and value: INTEGER and REAL as 8 big-endian
+** bytes, TEXT and BLOB as a 4-byte length and the bytes, NULL as the class
+** alone. What is sent is a function of exactly these values (and of the
+** target column types, which the digest starts with: a schema change makes
+** every row "changed"), so equal digests mean an equal row as sent. It
+** needs no parsing, so it is computed before a row is checked and works on
+** any value, valid or not: pass 1 checks only the rows whose digest
+** differs from the ledger's (the others were checked, and sent, as they are).
+** Sealed values are digested as the source holds them, whatever --secrets
+** sends, so the same dev row has the same digest under keep and reseal.
 */
-static char *pg_value_expr(const ex_column *c, const char *v) {
-  switch (c->kind) {
-  case PGK_UUID: return ex_strdup_printf("uuid_send(%s)", v);
-  case PGK_TEXT:
-  case PGK_JSON: return ex_strdup_printf("textsend(%s::text) || '\\x00'::bytea", v);
-  case PGK_JSONB: return ex_strdup_printf("jsonb_send(%s) || '\\x00'::bytea", v);
-  case PGK_TIMESTAMPTZ: return ex_strdup_printf("timestamptz_send(%s)", v);
-  case PGK_TIMESTAMP: return ex_strdup_printf("timestamp_send(%s)", v);
-  case PGK_BOOL: return ex_strdup_printf("boolsend(%s)", v);
-  case PGK_INT2: return ex_strdup_printf("int2send(%s)", v);
-  case PGK_INT4: return ex_strdup_printf("int4send(%s)", v);
-  case PGK_INT8: return ex_strdup_printf("int8send(%s)", v);
-  case PGK_BYTEA: default: return ex_strdup_printf("int4send(length(%s)) || %s", v, v);
-  }
-}
+typedef struct ex_digester {
+  crypto_generichash_state start;   /* after the column names and types */
+} digester;
 
-/* sha256(<every column's part> || ...) over the row alias (malloc'd). */
-static char *pg_digest_expr(const ex_table *t, const char *alias) {
-  ex_buf b = {0, 0, 0};
-  const char *head = "sha256(''::bytea";
-  memcpy(buf_reserve(&b, strlen(head)), head, strlen(head));
+ex_digester *digester_new(const ex_table *t) {
+  digester *d = ex_xmalloc(sizeof *d);
+  crypto_generichash_init(&d->start, NULL, 0, 32);
   for (int j = 0; j < t->n_cols; j++) {
     if (!digested(t, j)) continue;
-    const ex_column *c = &t->cols[j];
-    char *q = pg_ident(c->name);
-    char *v = ex_strdup_printf("%s.%s", alias, q);
-    char *e = pg_value_expr(c, v);
-    char *part = c->not_null ? ex_strdup_printf(" || %s", e)
-                             : ex_strdup_printf(" || coalesce('\\x01'::bytea || %s, '\\x00'::bytea)", e);
-    memcpy(buf_reserve(&b, strlen(part)), part, strlen(part));
-    free(part), free(e), free(v), free(q);
+    unsigned char kind = (unsigned char)t->cols[j].kind;
+    crypto_generichash_update(&d->start, (const unsigned char *)t->cols[j].name,
+                              strlen(t->cols[j].name) + 1);
+    crypto_generichash_update(&d->start, &kind, 1);
   }
-  const char *tail = ")";
-  memcpy(buf_reserve(&b, strlen(tail) + 1), tail, strlen(tail) + 1);
+  return d;
+}
+
+void digester_delete(ex_digester *d, const ex_table *t) {
+  (void)t;
+  free(d);
+}
+
+static void be_bytes(unsigned char *out, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; i--, v >>= 8) out[i] = (unsigned char)(v & 0xff);
+}
+
+/* The digest of the current row of st (rowid, then t's columns). */
+static int row_digest(exporter *ex, const ex_table *t, digester *d, sqlite3_stmt *st,
+                      unsigned char h[32]) {
+  (void)ex;
+  crypto_generichash_state g = d->start;
+  for (int j = 0; j < t->n_cols; j++) {
+    if (!digested(t, j)) continue;
+    int col = j + 1, type = sqlite3_column_type(st, col);
+    unsigned char head[9];
+    head[0] = (unsigned char)type;
+    switch (type) {
+    case SQLITE_INTEGER:
+      be_bytes(head + 1, (uint64_t)sqlite3_column_int64(st, col), 8);
+      crypto_generichash_update(&g, head, 9);
+      break;
+    case SQLITE_FLOAT: {
+      double v = sqlite3_column_double(st, col);
+      uint64_t bits;
+      memcpy(&bits, &v, 8);
+      be_bytes(head + 1, bits, 8);
+      crypto_generichash_update(&g, head, 9);
+      break;
+    }
+    case SQLITE_TEXT:
+    case SQLITE_BLOB: {
+      const unsigned char *v = type == SQLITE_TEXT ? sqlite3_column_text(st, col)
+                                                   : sqlite3_column_blob(st, col);
+      size_t n = (size_t)sqlite3_column_bytes(st, col);
+      be_bytes(head + 1, (uint64_t)n, 4);
+      crypto_generichash_update(&g, head, 5);
+      if (n) crypto_generichash_update(&g, v, n);
+      break;
+    }
+    default:
+      crypto_generichash_update(&g, head, 1);
+    }
+  }
+  crypto_generichash_final(&g, h, 32);
+  return 0;
+}
+
+int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *st,
+                 unsigned char h[32]) {
+  return row_digest(ex, t, d, st, h);
+}
+
+const char *digest_gone_ids(const ex_table *t, int64_t *n) {
+  const ex_digest_state *s = t->rerun.state;
+  *n = s ? s->n_gone : 0;
+  return s ? s->gone : NULL;
+}
+
+/* Rows dev did not change (not staged), and the ledger's row versions as
+** '{x,y}' (malloc'd), or NULL when there are too many to list, or when
+** every row was staged (*same = -1: the classification counted them all). */
+char *digest_unchanged(const ex_table *t, int64_t *same) {
+  const ex_digest_state *s = t->rerun.state;
+  *same = s && s->staged_all ? -1 : 0;  /* -1: the classification saw every row */
+  if (!s || s->staged_all || s->xmins_overflow) return NULL;
+  *same = s->same;
+  ex_buf b = {0, 0, 0};
+  buf_printf(&b, "{");
+  for (int i = 0; i < s->n_xmins; i++) buf_printf(&b, "%s%u", i ? "," : "", s->xmins[i]);
+  buf_printf(&b, "}");
   return (char *)b.p;
 }
 
-/* The last JSON text of a column and its jsonb normal form: dev data
-** repeats the same scopes and '{}' on most rows. */
-typedef struct canon_memo {
-  char *src, *out;
-  size_t src_n, out_n, src_cap, out_cap;
-  int set;
-} canon_memo;
-
-typedef struct ex_digester {
-  ex_buf rec;
-  canon_memo *memo;   /* per column */
-  char *canon;        /* json_canonical's output */
-  size_t canon_cap;
-} digester;
-
-#define MEMO_MAX 4096
-
-/* The jsonb normal form of s, memoized per column. NULL after ex_fail. */
-static const char *canonical(exporter *ex, const ex_table *t, digester *d, int j,
-                             const char *s, size_t n, size_t *out_n) {
-  canon_memo *m = &d->memo[j];
-  if (m->set && m->src_n == n && memcmp(m->src, s, n) == 0) {
-    *out_n = m->out_n;
-    return m->out;
+#define XMINS_MAX 1024
+static void note_xmin(ex_digest_state *s, uint32_t x) {
+  if (s->xmins_overflow) return;
+  for (int i = s->n_xmins - 1; i >= 0; i--)  /* runs: mostly the last few */
+    if (s->xmins[i] == x) return;
+  if (s->n_xmins == XMINS_MAX) {
+    s->xmins_overflow = 1;
+    return;
   }
-  size_t len = 0;
-  if (json_canonical(s, n, &d->canon, &len, &d->canon_cap)) {
-    ex_fail(ex, EXIT_DATAERR, "%s.%s: JSON changed since it was checked", t->name,
-            t->cols[j].name);
-    return NULL;
-  }
-  if (n <= MEMO_MAX && len <= MEMO_MAX) {
-    if (!m->src) m->src = ex_xmalloc(MEMO_MAX), m->out = ex_xmalloc(MEMO_MAX);
-    memcpy(m->src, s, n);
-    memcpy(m->out, d->canon, len);
-    m->src_n = n, m->out_n = len, m->set = 1;
-  }
-  *out_n = len;
-  return d->canon;
-}
-
-/* The digest of the current row of st (rowid, then t's columns): the same
-** bytes as pg_digest_expr's, from SQLite's values (checked in pass 1). */
-static int row_digest(exporter *ex, const ex_table *t, digester *d, sqlite3_stmt *st,
-                      unsigned char h[32]) {
-  ex_buf *b = &d->rec;
-  b->len = 0;
-  for (int j = 0; j < t->n_cols; j++) {
-    if (!digested(t, j)) continue;
-    const ex_column *c = &t->cols[j];
-    int col = j + 1;
-    if (sqlite3_column_type(st, col) == SQLITE_NULL) {
-      *buf_reserve(b, 1) = 0;
-      continue;
-    }
-    if (!c->not_null) *buf_reserve(b, 1) = 1;
-    switch (c->kind) {
-    case PGK_UUID:
-      uuid_bytes(sqlite3_column_text(st, col), buf_reserve(b, 16));
-      break;
-    case PGK_TEXT:
-    case PGK_JSON: {
-      size_t n = (size_t)sqlite3_column_bytes(st, col);
-      unsigned char *at = buf_reserve(b, n + 1);
-      memcpy(at, sqlite3_column_text(st, col), n);
-      at[n] = 0;
-      break;
-    }
-    case PGK_JSONB: {
-      size_t n;
-      const char *v = canonical(ex, t, d, j, (const char *)sqlite3_column_text(st, col),
-                                (size_t)sqlite3_column_bytes(st, col), &n);
-      if (!v) return -1;
-      unsigned char *at = buf_reserve(b, n + 2);
-      at[0] = 1;  /* jsonb's binary format version */
-      memcpy(at + 1, v, n);
-      at[n + 1] = 0;
-      break;
-    }
-    case PGK_BYTEA: {
-      size_t n = (size_t)sqlite3_column_bytes(st, col);
-      buf_be(b, (uint32_t)n, 4);
-      if (n) memcpy(buf_reserve(b, n), sqlite3_column_blob(st, col), n);
-      break;
-    }
-    case PGK_TIMESTAMPTZ:
-    case PGK_TIMESTAMP:
-      buf_be(b, (uint64_t)((sqlite3_column_int64(st, col) - INT64_C(946684800)) * 1000000), 8);
-      break;
-    case PGK_BOOL:
-      *buf_reserve(b, 1) = sqlite3_column_int64(st, col) != 0;
-      break;
-    case PGK_INT2:
-      buf_be(b, (uint64_t)sqlite3_column_int64(st, col), 2);
-      break;
-    case PGK_INT4:
-      buf_be(b, (uint64_t)sqlite3_column_int64(st, col), 4);
-      break;
-    case PGK_INT8:
-      buf_be(b, (uint64_t)sqlite3_column_int64(st, col), 8);
-      break;
-    }
-  }
-  crypto_hash_sha256(h, b->p ? b->p : (const unsigned char *)"", b->len);
-  return 0;
-}
-
-/* The current row of st as the target's COPY sends it: every sent column
-** as a binary COPY field (int32 length, the send format), jsonb in its
-** normal form (as jsonb_send has it). */
-static int row_fields(exporter *ex, const ex_table *t, digester *d, sqlite3_stmt *st) {
-  ex_buf *b = &d->rec;
-  b->len = 0;
-  for (int j = 0; j < t->n_cols; j++) {
-    const ex_column *c = &t->cols[j];
-    if (!c->sent) continue;
-    int col = j + 1;
-    if (c->kind == PGK_JSONB && sqlite3_column_type(st, col) != SQLITE_NULL) {
-      size_t n;
-      const char *v = canonical(ex, t, d, j, (const char *)sqlite3_column_text(st, col),
-                                (size_t)sqlite3_column_bytes(st, col), &n);
-      if (!v) return -1;
-      buf_be(b, (uint32_t)(n + 1), 4);
-      unsigned char *at = buf_reserve(b, n + 1);
-      at[0] = 1;  /* jsonb's binary format version */
-      memcpy(at + 1, v, n);
-      continue;
-    }
-    /* keep (or no sealed values): sealed bytes as they are */
-    if (encode_value(ex, t, c, st, col, b, NULL, NULL, 1)) return -1;
-  }
-  return 0;
-}
-
-static void digester_free(digester *d, int n_cols) {
-  free(d->rec.p);
-  for (int j = 0; j < n_cols; j++) free(d->memo[j].src), free(d->memo[j].out);
-  free(d->memo);
-  free(d->canon);
+  if (!s->xmins) s->xmins = ex_xmalloc(sizeof *s->xmins * XMINS_MAX);
+  s->xmins[s->n_xmins++] = x;
 }
 
 /* Does the source run sql through an index, without a sort (which could
@@ -319,7 +234,7 @@ static int source_uses_index(exporter *ex, const char *sql, int lookup) {
 #define ORDER_SAMPLE 2000
 #define ORDER_NEAR 4096
 static int id_order_is_local(exporter *ex, const ex_table *t, const char *qid) {
-  char *qt = pg_ident(t->name);
+  char *qt = sql_ident(t->name);
   char *sql = ex_strdup_printf("SELECT rowid FROM %s ORDER BY %s LIMIT %d", qt, qid,
                                ORDER_SAMPLE);
   free(qt);
@@ -339,111 +254,101 @@ static int id_order_is_local(exporter *ex, const ex_table *t, const char *qid) {
   return ok && near * 10 >= pairs * 9;
 }
 
-/* Before pass 1: which tables take this path (t->digest). */
+/*
+** UUIDv7 ids inserted as they are made rise with the rowid: then pass 1
+** reads the table in file order (sequential pages) instead of through the
+** id index, and gets id order all the same. A sample at both ends says so;
+** should a row further in break the order, the merge notices (ids must
+** rise) and the table is sent in full.
+*/
+static int ids_rise_with_rowid(exporter *ex, const ex_table *t, const char *qid) {
+  char *qt = sql_ident(t->name);
+  char *sql = ex_strdup_printf(
+      "SELECT (SELECT count(*) FROM (SELECT %s AS id, lag(%s) OVER (ORDER BY rowid) AS prev "
+      "FROM (SELECT rowid, %s FROM %s ORDER BY rowid LIMIT %d)) WHERE id <= prev), "
+      "(SELECT count(*) FROM (SELECT %s AS id, lag(%s) OVER (ORDER BY rowid) AS prev "
+      "FROM (SELECT rowid, %s FROM %s ORDER BY rowid DESC LIMIT %d)) WHERE id <= prev)",
+      qid, qid, qid, qt, ORDER_SAMPLE, qid, qid, qid, qt, ORDER_SAMPLE);
+  free(qt);
+  sqlite3_stmt *st = NULL;
+  int ok = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL) == SQLITE_OK &&
+           sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0 &&
+           sqlite3_column_int64(st, 1) == 0;
+  sqlite3_finalize(st);
+  free(sql);
+  return ok;
+}
+
+/* Before pass 1: which tables take this path (t->rerun.chosen). */
 int digest_prepare(exporter *ex) {
   if (ex->secrets == SECRETS_RESEAL || ex->secrets == SECRETS_OMIT || ex->verify) return 0;
-  /* The target on this machine (a unix socket): its rows come back whole,
-     which costs PostgreSQL less than half of hashing them. Over a network:
-     their digests, a tenth of the bytes. OAUTHDB_EXPORT_COMPARE=rows|digests
-     chooses (tests, diagnosis). */
-  const char *host = PQhost(ex->pg), *force = getenv("OAUTHDB_EXPORT_COMPARE");
-  ex->compare_rows = host && host[0] == '/';
-  if (force && !strcmp(force, "rows")) ex->compare_rows = 1;
-  if (force && !strcmp(force, "digests")) ex->compare_rows = 0;
   for (int i = 0; i < ex->n_tables; i++) {
     ex_table *t = &ex->tables[i];
-    t->digest = 0;
+    t->rerun.chosen = 0;
     if (t->n_source == 0) continue;
-    char *qt = pg_ident(t->name);
-    int64_t half = (t->n_source + 1) / 2;
-    char *sql = ex_strdup_printf("SELECT count(*) FROM (SELECT FROM %s LIMIT %lld) s", qt,
-                                 (long long)half);
-    free(qt);
-    PGresult *r = pg_exec(ex, "counting the target's rows", sql);
-    free(sql);
-    if (!r) return -1;
-    t->digest = strtoll(PQgetvalue(r, 0, 0), NULL, 10) >= half;
-    PQclear(r);
-    if (!t->digest) continue;
+    /* rows promoted before, with uuid ids (the ledger's) */
+    t->rerun.chosen = t->ledger.rows > 0 && t->cols[t->id_col].kind == PGK_UUID;
+    if (!t->rerun.chosen) continue;
     /* the source must find rows by id, and read them in id order, through
        an index (no sort, which could write a temporary file) */
     char *select = source_select_sql(t, 0);
-    char *qid = pg_ident(t->cols[t->id_col].name);
+    char *qid = sql_ident(t->cols[t->id_col].name);
     char *lookup = ex_strdup_printf("%s WHERE %s = ?1", select, qid);
     char *ordered = ex_strdup_printf("%s ORDER BY %s", select, qid);
-    t->digest = source_uses_index(ex, lookup, 1) && source_uses_index(ex, ordered, 0) &&
+    t->rerun.chosen = source_uses_index(ex, lookup, 1) && source_uses_index(ex, ordered, 0) &&
                 id_order_is_local(ex, t, qid);
+    t->rerun.rowid_order = t->rerun.chosen && ids_rise_with_rowid(ex, t, qid);
     free(select), free(qid), free(lookup), free(ordered);
   }
   return 0;
 }
 
 void digest_state_free(ex_table *t) {
-  ex_digest_state *s = t->dstate;
+  ex_digest_state *s = t->rerun.state;
   if (!s) return;
   if (s->msg) PQfreemem(s->msg);
-  if (s->d) digester_free(s->d, t->n_cols), free(s->d);
+  digester_delete(s->d, t);
   free(s->ids);
+  free(s->gone);
+  free(s->xmins);
   free(s);
-  t->dstate = NULL;
+  t->rerun.state = NULL;
 }
 
-/* The ORDER BY of the merge: uuid order is byte order; text in "C". */
-static const char *order_collate(const ex_table *t) {
-  return t->cols[t->id_col].kind == PGK_UUID ? "" : " COLLATE \"C\"";
-}
 
 /* Pass 1 begins table t: ask for the target's digests, in id order. */
 int digest_begin(exporter *ex, ex_table *t) {
-  if (!t->digest || ex->n_invalid) return 0;
+  if (!t->rerun.chosen || ex->n_invalid) return 0;
   ex_digest_state *s = ex_xmalloc(sizeof *s);
   memset(s, 0, sizeof *s);
-  t->dstate = s;
-  s->d = ex_xmalloc(sizeof *s->d);
-  memset(s->d, 0, sizeof *s->d);
-  s->d->memo = ex_xmalloc(sizeof *s->d->memo * (size_t)t->n_cols);
-  memset(s->d->memo, 0, sizeof *s->d->memo * (size_t)t->n_cols);
-  s->whole_rows = ex->compare_rows;
+  t->rerun.state = s;
+  s->d = digester_new(t);
   t->n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) t->n_sent += t->cols[j].sent;
   PGresult *r;
-  if (!s->whole_rows) {
-    /* Computing the digests is the work: PostgreSQL may share it among
-       parallel workers (in id order through Gather Merge). The planner does
-       not know how dear sha256 is, so passing rows between processes is
-       made cheap for this one statement; finish_target resets both. */
-    r = pg_exec(ex, "reading the target's digests",
-                "SET LOCAL parallel_setup_cost = 0; "
-                "SET LOCAL parallel_tuple_cost = 0.001");
-    if (!r) {
-      s->failed = 1;
-      return -1;
-    }
-    PQclear(r);
-  }
-  char *qt = pg_ident(t->name);
-  char *qid = pg_ident(t->cols[t->id_col].name);
-  char *expr = s->whole_rows ? copy_column_list(t) : pg_digest_expr(t, "cur");
-  char *sql = ex_strdup_printf("COPY (SELECT cur.%s, %s FROM %s cur ORDER BY cur.%s%s) "
-                               "TO STDOUT (FORMAT binary)",
-                               qid, expr, qt, qid, order_collate(t));
-  free(qt), free(qid), free(expr);
+  /* the ledger's digests of the table's rows and the row versions it
+     left, in id order (its primary key's), streamed as pass 1 reads */
+  char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
+  char *sql = ex_strdup_printf("COPY (SELECT row_id, digest, row_xmin FROM oauthdb_promoted_rows "
+                               "WHERE table_name = %s ORDER BY row_id) "
+                               "TO STDOUT (FORMAT binary)", lit ? lit : "''");
+  PQfreemem(lit);
   r = PQexec(ex->pg, sql);
   free(sql);
   if (PQresultStatus(r) != PGRES_COPY_OUT) {
     s->failed = 1;
     s->target_done = 1;
-    pg_fail(ex, "reading the target's digests", r);
+    pg_fail(ex, "reading the ledger", r);
     PQclear(r);
     return -1;
   }
   PQclear(r);
   s->streaming = 1;
-  s->fields = s->whole_rows ? 1 + t->n_sent : 2;
+  s->fields = 3;
   return 0;
 }
 
-/* The end of the target's COPY: its status, and the settings back. */
+/* The end of the ledger's COPY: its status. */
 static int finish_target(exporter *ex, ex_digest_state *s) {
   PGresult *r;
   int rc = 0;
@@ -452,19 +357,11 @@ static int finish_target(exporter *ex, ex_digest_state *s) {
   while ((r = PQgetResult(ex->pg))) {
     if (PQresultStatus(r) != PGRES_COMMAND_OK && !s->failed) {
       s->failed = 1;
-      rc = pg_fail(ex, "reading the target's digests", r);
+      rc = pg_fail(ex, "reading the ledger", r);
     }
     PQclear(r);
   }
-  if (rc || s->whole_rows) return rc;
-  r = pg_exec(ex, "reading the target's digests",
-              "RESET parallel_setup_cost; RESET parallel_tuple_cost");
-  if (!r) {
-    s->failed = 1;
-    return -1;
-  }
-  PQclear(r);
-  return 0;
+  return rc;
 }
 
 /* The next target row into s->cur_id, s->cur_h (s->cur = 0 at the end).
@@ -480,7 +377,7 @@ static int next_target(exporter *ex, ex_digest_state *s) {
       s->failed = 1;
       s->streaming = 0;
       s->target_done = 1;
-      return pg_fail(ex, "reading the target's digests", NULL);
+      return pg_fail(ex, "reading the ledger", NULL);
     }
     const unsigned char *p = (const unsigned char *)s->msg;
     size_t len = (size_t)n;
@@ -509,10 +406,14 @@ static int next_target(exporter *ex, ex_digest_state *s) {
     if (idn > len - 6) goto bad;
     const unsigned char *rest = p + 6 + idn;
     size_t rest_n = len - 6 - idn;
-    if (!s->whole_rows) {
-      if (rest_n != 4 + 32 || rest[0] || rest[1] || rest[2] || rest[3] != 32) goto bad;
-      rest += 4, rest_n = 32;
-    }
+    /* the digest (int32 32, 32 bytes), then the xid (int32 4, 4 bytes) */
+    if (rest_n != 4 + 32 + 4 + 4 || rest[0] || rest[1] || rest[2] || rest[3] != 32 ||
+        rest[36] || rest[37] || rest[38] || rest[39] != 4)
+      goto bad;
+    s->cur_xmin = (uint32_t)rest[40] << 24 | (uint32_t)rest[41] << 16 |
+                  (uint32_t)rest[42] << 8 | rest[43];
+    note_xmin(s, s->cur_xmin);
+    rest += 4, rest_n = 32;
     s->cur_id = p + 6, s->cur_id_n = idn, s->cur_h = rest, s->cur_h_n = rest_n;
     s->cur = 1;
     return 0;
@@ -529,6 +430,30 @@ static int cmp_bytes(const unsigned char *a, size_t na, const unsigned char *b, 
   return c ? c : (na > nb) - (na < nb);
 }
 
+/* A ledger row (its id as 16 bytes) the source does not have. */
+static void note_gone(ex_digest_state *s, const unsigned char *id, size_t n) {
+  if (n != 16) {
+    s->broken = 1;
+    return;
+  }
+  if (++s->n_gone > LOOKUP_MAX) {  /* a mass removal: the full path counts it */
+    s->broken = 1;
+    return;
+  }
+  char text[37];
+  static const char hex[] = "0123456789abcdef";
+  size_t k = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) text[k++] = '-';
+    text[k++] = hex[id[i] >> 4];
+    text[k++] = hex[id[i] & 15];
+  }
+  text[k] = 0;
+  if (s->gone_len + 37 > s->gone_cap) s->gone = ex_xrealloc(s->gone, s->gone_cap = 2 * (s->gone_len + 37));
+  memcpy(s->gone + s->gone_len, text, 37);
+  s->gone_len += 37;
+}
+
 static void note_changed(ex_digest_state *s, const char *id, size_t n) {
   s->changed++;
   if (s->changed > LOOKUP_MAX) return;
@@ -539,19 +464,25 @@ static void note_changed(ex_digest_state *s, const char *id, size_t n) {
   s->n_ids++;
 }
 
-/* A row of st (rowid, then t's columns; id order) passed its checks. */
+/*
+** The next row of st (rowid, then t's columns; id order), before its
+** checks. Returns 1 when its digest equals the ledger's (dev has not changed
+** it since it was checked and sent: pass 1 need not check it again), 0 when
+** it is changed or new (it is checked, and sent if valid), -1 on failure.
+*/
 int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
-  ex_digest_state *s = t->dstate;
+  ex_digest_state *s = t->rerun.state;
   if (!s || ex->n_invalid) return 0;
   if (s->failed) return -1;
   s->rows++;
   if (s->broken) return 0;
-  /* the id as the target sends it */
+  /* the id as the ledger has it */
   const unsigned char *idtext = sqlite3_column_text(st, t->id_col + 1);
   size_t idtext_n = (size_t)sqlite3_column_bytes(st, t->id_col + 1);
   unsigned char key[64];
   size_t key_n;
   if (t->cols[t->id_col].kind == PGK_UUID) {
+    if (!idtext || uuid_check(idtext, idtext_n) != 0) return 0;  /* the checks say why */
     uuid_bytes(idtext, key);
     key_n = 16;
   } else {
@@ -584,35 +515,32 @@ int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
       return 0;
     }
     memcpy(prev, s->cur_id, prev_n);
+    note_gone(s, s->cur_id, s->cur_id_n);
     if (next_target(ex, s)) return -1;
     if (s->cur && cmp_bytes(prev, prev_n, s->cur_id, s->cur_id_n) >= 0) {
       s->broken = 1;  /* the target's ids are not in the source's order */
       return 0;
     }
   }
+  int same = 0;
   if (s->cur && c == 0) {
-    int same;
-    if (s->whole_rows) {
-      if (row_fields(ex, t, s->d, st)) return -1;
-      same = s->d->rec.len == s->cur_h_n && memcmp(s->d->rec.p, s->cur_h, s->cur_h_n) == 0;
-    } else {
-      unsigned char h[32];
-      if (row_digest(ex, t, s->d, st, h)) return -1;
-      same = memcmp(h, s->cur_h, 32) == 0;
-    }
+    unsigned char h[32];
+    if (row_digest(ex, t, s->d, st, h)) return -1;
+    same = memcmp(h, s->cur_h, 32) == 0;
     if (!same) note_changed(s, (const char *)idtext, idtext_n);
+    else s->same++;
     if (next_target(ex, s)) return -1;
   } else {
-    note_changed(s, (const char *)idtext, idtext_n);  /* the target lacks it */
+    note_changed(s, (const char *)idtext, idtext_n);  /* the ledger lacks it */
   }
-  return 0;
+  return same;
 }
 
 /* Pass 1 is done with t (or stopped: then cancel the target's query). */
 int digest_end(exporter *ex, ex_table *t, int stopped) {
-  ex_digest_state *s = t->dstate;
+  ex_digest_state *s = t->rerun.state;
   if (!s) return 0;
-  if (s->d) digester_free(s->d, t->n_cols), free(s->d), s->d = NULL;
+  digester_delete(s->d, t), s->d = NULL;
   if (s->target_done) return s->failed ? -1 : 0;
   if (stopped || ex->n_invalid) {
     /* the run fails: the statement can go (a cancel aborts the transaction,
@@ -633,17 +561,21 @@ int digest_end(exporter *ex, ex_table *t, int stopped) {
     s->streaming = 0;
     return 0;
   }
-  /* the rest of the target's rows (ids the source does not have) */
-  while (!s->target_done)
+  /* the rest of the ledger's rows (ids the source does not have) */
+  if (!s->have_src && !s->target_done && next_target(ex, s)) return -1;
+  while (!s->target_done) {
+    if (s->cur) note_gone(s, s->cur_id, s->cur_id_n);
     if (next_target(ex, s)) return -1;
+  }
   return s->failed ? -1 : 0;
 }
 
 /* Look each changed row up in the source; one COPY into stage. */
 static int send_changed(exporter *ex, ex_table *t, sqlite3_stmt *lookup, const char *stage) {
-  ex_digest_state *s = t->dstate;
+  ex_digest_state *s = t->rerun.state;
   char *cols = copy_column_list(t);
-  char *sql = ex_strdup_printf("COPY %s (%s) FROM STDIN (FORMAT binary)", stage, cols);
+  char *sql = ex_strdup_printf("COPY %s (%s, %s) FROM STDIN (FORMAT binary)", stage, cols,
+                               LEDGER_DIGEST_COL);
   char *what = ex_strdup_printf("COPY of %s", t->name);
   free(cols);
   ex_copy c;
@@ -651,6 +583,8 @@ static int send_changed(exporter *ex, ex_table *t, sqlite3_stmt *lookup, const c
   free(sql);
   free(what);
   if (rc) return -1;
+  ex_digester *d = digester_new(t);
+  c.digester = d;
   const char *id = s->ids;
   for (int64_t i = 0; i < s->n_ids && !c.failed; i++) {
     size_t n = strlen(id);
@@ -668,7 +602,9 @@ static int send_changed(exporter *ex, ex_table *t, sqlite3_stmt *lookup, const c
     id += n + 1;
   }
   int64_t taken = 0;
-  return copy_finish(&c, &taken);
+  rc = copy_finish(&c, &taken);
+  digester_delete(d, t);
+  return rc;
 }
 
 /*
@@ -677,19 +613,19 @@ static int send_changed(exporter *ex, ex_table *t, sqlite3_stmt *lookup, const c
 ** be sent, gets the rows to upsert, *n_staged of them (0: nothing changed).
 */
 int digest_usable(const ex_table *t) {
-  const ex_digest_state *s = t->dstate;
+  const ex_digest_state *s = t->rerun.state;
   return s && s->target_done && !s->failed && !s->broken && s->rows == t->n_source;
 }
 
 int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *create_stage_sql,
                  int64_t *n_staged) {
-  ex_digest_state *s = t->dstate;
+  ex_digest_state *s = t->rerun.state;
   *n_staged = 0;
   t->counts.read = s->rows;
   t->n_sent = 0;
   for (int j = 0; j < t->n_cols; j++) t->n_sent += t->cols[j].sent;
   int by_id = s->changed <= LOOKUP_MAX && s->changed * 2 <= s->rows;
-  ex_trace(ex, "%s: %lld of %lld rows differ from the target%s", t->name,
+  ex_trace(ex, "%s: %lld of %lld rows differ from the ledger%s", t->name,
            (long long)s->changed, (long long)s->rows,
            s->changed == 0 ? "" : by_id ? "; those are sent" : "; every row is sent");
   if (s->changed == 0) return 0;
@@ -699,7 +635,7 @@ int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *creat
   int rc;
   if (by_id) {
     char *select = source_select_sql(t, 0);
-    char *qid = pg_ident(t->cols[t->id_col].name);
+    char *qid = sql_ident(t->cols[t->id_col].name);
     char *lookup_sql = ex_strdup_printf("%s WHERE %s = ?1", select, qid);
     free(select), free(qid);
     sqlite3_stmt *lookup = NULL;
@@ -715,8 +651,9 @@ int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *creat
     if (rc == 0) *n_staged = s->changed;
   } else {
     /* many rows: one pass over the table costs less than lookups */
+    s->staged_all = 1;
     int64_t read = 0;
-    rc = copy_table(ex, t, stage, &read);
+    rc = copy_table_digested(ex, t, stage, &read);
     if (rc == 0) *n_staged = read;
   }
   return rc;

@@ -101,7 +101,7 @@ int direct_defer(exporter *ex, ex_table *t, const char *qt, ex_deferred *d) {
       if (!PQgetisnull(r, i, 3))
         for (int k = 0; k < ex->n_tables; k++)
           if (!strcmp(ex->tables[k].name, PQgetvalue(r, i, 3)))
-            ok = &ex->tables[k] == t || ex->tables[k].direct;
+            ok = &ex->tables[k] == t || ex->tables[k].direct.chosen;
       if (!ok) continue;
     }
     const char *drop = PQgetvalue(r, i, 1);
@@ -137,7 +137,7 @@ int direct_defer(exporter *ex, ex_table *t, const char *qt, ex_deferred *d) {
 /* After the COPY: rebuild every index, then re-add every foreign key. */
 int direct_restore(exporter *ex, ex_deferred *d) {
   int rc = 0;
-  if (d->n && !ex->build_settings_done) {
+  if (d->n && !ex->direct.settings_done) {
     /* Index builds sort in memory up to maintenance_work_mem; in the
        database's default tablespace, where the dropped ones were. */
     PGresult *r = pg_exec(
@@ -147,7 +147,7 @@ int direct_restore(exporter *ex, ex_deferred *d) {
         "SET LOCAL default_tablespace = ''");
     if (!r) rc = -1;
     PQclear(r);
-    ex->build_settings_done = 1;
+    ex->direct.settings_done = 1;
   }
   for (int i = 0; i < d->n && rc == 0; i++) {
     PGresult *r = pg_exec(ex, d->what[i], d->create[i]);

@@ -22,22 +22,14 @@
 #define NUMERIC_MAX_INT_DIGITS 131072  /* weight limit: 32768 base-10000 digits */
 #define NUMERIC_DSCALE_MAX 16383
 
-typedef struct jbuf {
-  char *p;
-  size_t len, cap;
-} jbuf;
-
-static void jb_put(jbuf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    b->cap = 2 * (b->len + n + 1);
-    b->p = ex_xrealloc(b->p, b->cap);
-  }
-  if (n) memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = 0;
+/* Output text, kept NUL-terminated. */
+static void jb_put(ex_buf *b, const void *s, size_t n) {
+  buf_put(b, s, n);
+  *buf_reserve(b, 1) = 0;
+  b->len--;
 }
 
-static void jb_putc(jbuf *b, char c) { jb_put(b, &c, 1); }
+static void jb_putc(ex_buf *b, char c) { jb_put(b, &c, 1); }
 
 typedef struct jparse {
   const char *s;
@@ -65,7 +57,7 @@ static int hex4(const char *s, unsigned *out) {
   return 0;
 }
 
-static void put_utf8(jbuf *b, unsigned cp) {
+static void put_utf8(ex_buf *b, unsigned cp) {
   char u[4];
   if (cp < 0x80) {
     u[0] = (char)cp;
@@ -85,7 +77,7 @@ static void put_utf8(jbuf *b, unsigned cp) {
 }
 
 /* A string at p->i (the opening quote), decoded into out (may be NULL). */
-static int parse_string(jparse *p, jbuf *out) {
+static int parse_string(jparse *p, ex_buf *out) {
   if (p->i >= p->n || p->s[p->i] != '"') return p->err = "expected a string", -1;
   p->i++;
   while (p->i < p->n) {
@@ -140,7 +132,7 @@ static int parse_string(jparse *p, jbuf *out) {
 }
 
 /* PostgreSQL's escape_json(). */
-static void put_escaped(jbuf *b, const char *s, size_t n) {
+static void put_escaped(ex_buf *b, const char *s, size_t n) {
   jb_putc(b, '"');
   for (size_t k = 0; k < n; k++) {
     unsigned char c = (unsigned char)s[k];
@@ -170,7 +162,7 @@ static void put_escaped(jbuf *b, const char *s, size_t n) {
 ** numeric_out() would: sign, digits, and max(0, fraction digits - exponent)
 ** decimal places.
 */
-static int parse_number(jparse *p, jbuf *out) {
+static int parse_number(jparse *p, ex_buf *out) {
   size_t start = p->i;
   int neg = 0;
   if (p->i < p->n && p->s[p->i] == '-') neg = 1, p->i++;
@@ -220,7 +212,7 @@ static int parse_number(jparse *p, jbuf *out) {
   if (!out) return 0;
 
   /* digits (integer then fraction part), shifted into place */
-  jbuf d = {0, 0, 0};
+  ex_buf d = {0, 0, 0};
   jb_put(&d, p->s + int_start, (size_t)n_int);
   jb_put(&d, p->s + frac_start, (size_t)n_frac);
   if (!zero && neg) jb_putc(out, '-');
@@ -229,20 +221,20 @@ static int parse_number(jparse *p, jbuf *out) {
     if (!zero)
       for (long long k = 0; k < shift; k++) jb_putc(&d, '0');
     size_t s0 = 0;
-    while (s0 + 1 < d.len && d.p[s0] == '0') s0++;
+    while (s0 + 1 < d.len && (char)d.p[s0] == '0') s0++;
     jb_put(out, d.p + s0, d.len - s0);
   } else {
     size_t k = (size_t)dscale;
     if (d.len < k + 1) {  /* left-pad so there is an integer digit */
       size_t pad = k + 1 - d.len;
-      jbuf e = {0, 0, 0};
+      ex_buf e = {0, 0, 0};
       for (size_t z = 0; z < pad; z++) jb_putc(&e, '0');
       jb_put(&e, d.p, d.len);
       free(d.p);
       d = e;
     }
     size_t int_len = d.len - k, s0 = 0;
-    while (s0 + 1 < int_len && d.p[s0] == '0') s0++;
+    while (s0 + 1 < int_len && (char)d.p[s0] == '0') s0++;
     jb_put(out, d.p + s0, int_len - s0);
     jb_putc(out, '.');
     jb_put(out, d.p + int_len, k);
@@ -252,21 +244,21 @@ static int parse_number(jparse *p, jbuf *out) {
 }
 
 typedef struct jmember {
-  jbuf key, value;
+  ex_buf key, value;
   size_t order;
 } jmember;
 
 static int member_cmp(const void *a, const void *b) {
   const jmember *x = a, *y = b;
   if (x->key.len != y->key.len) return x->key.len < y->key.len ? -1 : 1;
-  int c = memcmp(x->key.p ? x->key.p : "", y->key.p ? y->key.p : "", x->key.len);
+  int c = memcmp((x->key.p ? (const char *)x->key.p : ""), (y->key.p ? (const char *)y->key.p : ""), x->key.len);
   if (c) return c;
   return x->order < y->order ? -1 : 1;  /* stable: duplicates in input order */
 }
 
-static int parse_value(jparse *p, jbuf *out, int depth);
+static int parse_value(jparse *p, ex_buf *out, int depth);
 
-static int parse_object(jparse *p, jbuf *out, int depth) {
+static int parse_object(jparse *p, ex_buf *out, int depth) {
   p->i++;  /* { */
   jmember *m = NULL;
   size_t nm = 0;
@@ -301,14 +293,14 @@ static int parse_object(jparse *p, jbuf *out, int depth) {
     for (size_t k = 0; k < nm; k++) {
       /* jsonb keeps the last of equal keys */
       if (k + 1 < nm && m[k].key.len == m[k + 1].key.len &&
-          memcmp(m[k].key.p ? m[k].key.p : "", m[k + 1].key.p ? m[k + 1].key.p : "",
+          memcmp((m[k].key.p ? (const char *)m[k].key.p : ""), (m[k + 1].key.p ? (const char *)m[k + 1].key.p : ""),
                  m[k].key.len) == 0)
         continue;
       if (!first) jb_put(out, ", ", 2);
       first = 0;
-      put_escaped(out, m[k].key.p ? m[k].key.p : "", m[k].key.len);
+      put_escaped(out, (m[k].key.p ? (const char *)m[k].key.p : ""), m[k].key.len);
       jb_put(out, ": ", 2);
-      jb_put(out, m[k].value.p ? m[k].value.p : "", m[k].value.len);
+      jb_put(out, (m[k].value.p ? (const char *)m[k].value.p : ""), m[k].value.len);
     }
     jb_putc(out, '}');
   }
@@ -317,7 +309,7 @@ static int parse_object(jparse *p, jbuf *out, int depth) {
   return rc;
 }
 
-static int parse_array(jparse *p, jbuf *out, int depth) {
+static int parse_array(jparse *p, ex_buf *out, int depth) {
   p->i++;  /* [ */
   skip_ws(p);
   if (out) jb_putc(out, '[');
@@ -337,7 +329,7 @@ static int parse_array(jparse *p, jbuf *out, int depth) {
   return 0;
 }
 
-static int parse_literal(jparse *p, jbuf *out, const char *word) {
+static int parse_literal(jparse *p, ex_buf *out, const char *word) {
   size_t n = strlen(word);
   if (p->i + n > p->n || memcmp(p->s + p->i, word, n) != 0)
     return p->err = "unexpected character", -1;
@@ -346,7 +338,7 @@ static int parse_literal(jparse *p, jbuf *out, const char *word) {
   return 0;
 }
 
-static int parse_value(jparse *p, jbuf *out, int depth) {
+static int parse_value(jparse *p, ex_buf *out, int depth) {
   /* json_valid() limits nesting too; this keeps the C stack safe anyway. */
   if (depth > 2000) return p->err = "nested too deeply", -1;
   skip_ws(p);
@@ -356,9 +348,9 @@ static int parse_value(jparse *p, jbuf *out, int depth) {
   if (c == '[') return parse_array(p, out, depth);
   if (c == '"') {
     if (!out) return parse_string(p, NULL);
-    jbuf s = {0, 0, 0};
+    ex_buf s = {0, 0, 0};
     int rc = parse_string(p, &s);
-    if (rc == 0) put_escaped(out, s.p ? s.p : "", s.len);
+    if (rc == 0) put_escaped(out, (s.p ? (const char *)s.p : ""), s.len);
     free(s.p);
     return rc;
   }
@@ -368,7 +360,7 @@ static int parse_value(jparse *p, jbuf *out, int depth) {
   return parse_number(p, out);
 }
 
-static int parse_document(jparse *p, jbuf *out) {
+static int parse_document(jparse *p, ex_buf *out) {
   if (parse_value(p, out, 0)) return -1;
   skip_ws(p);
   if (p->i != p->n) return p->err = "trailing characters", -1;
@@ -382,8 +374,8 @@ const char *json_pg_problem(const char *s, size_t n) {
 
 int json_canonical(const char *s, size_t n, char **buf, size_t *len, size_t *cap) {
   jparse p = {s, n, 0, NULL};
-  jbuf b = {*buf, *len, *cap};
+  ex_buf b = {(unsigned char *)*buf, *len, *cap};
   int rc = parse_document(&p, &b);
-  *buf = b.p, *len = b.len, *cap = b.cap;
+  *buf = (char *)b.p, *len = b.len, *cap = b.cap;
   return rc;
 }

@@ -30,7 +30,6 @@
 #include "export.h"
 
 #define EXPORT_VERSION "0.1.0"
-#define MAX_FINDINGS 100   /* kept for --json; stderr gets all of them */
 
 static void usage(FILE *f) {
   fputs(
@@ -38,7 +37,8 @@ static void usage(FILE *f) {
       "\n"
       "Promote an oauthdb dev database (SQLite) into PostgreSQL: bring the\n"
       "target schema to the source's migration version, check every row,\n"
-      "then upsert everything in one transaction. Rows are never deleted.\n"
+      "then promote it in one transaction: rows production changed since the\n"
+      "last promotion are kept, never overwritten (see docs/EXPORT.md).\n"
       "\n"
       "CONNINFO is a libpq connection string or URI; without it the PG*\n"
       "environment variables apply. A password is refused on the command\n"
@@ -50,6 +50,20 @@ static void usage(FILE *f) {
       "  --secrets=omit         leave sealed columns out; token rows not\n"
       "                         already in production are skipped\n"
       "      (required when the source holds sealed values)\n"
+      "  --include=TABLE,...    also promote user_sessions, token_refresh_log,\n"
+      "                         auth_audit_log or sync_logs (left out by default)\n"
+      "  --on-conflict=WHO      rows changed both in production and in dev\n"
+      "                         since the last promotion: dev (dev's row is\n"
+      "                         written) or prod (production's stays); without\n"
+      "                         it they are listed and nothing is committed\n"
+      "  --delete-removed       delete in production the rows dev removed since\n"
+      "                         they were promoted, where production has not\n"
+      "                         changed them and nothing references them\n"
+      "  --allow-secrets-change accept a change of --secrets mode or dev keys\n"
+      "                         for rows promoted before (never keep over\n"
+      "                         values production's keyring opens)\n"
+      "  --source-id=NAME       this dev database's name in the ledger (default:\n"
+      "                         derived from host and path)\n"
       "  --source-keyring=FILE  dev keyring for reseal (default $OAUTHDB_KEYRING)\n"
       "  --target-keyring=FILE  production keyring for reseal\n"
       "  -n, --dry-run          do everything, then roll back\n"
@@ -63,156 +77,9 @@ static void usage(FILE *f) {
       "\n"
       "Exit status: 0 done; 64 usage (or sealed values without --secrets);\n"
       "65 invalid data; 66 source problem; 69 target problem;\n"
-      "70 verification failed. Nothing is committed unless the status is 0.\n"
+      "70 verification failed; 75 conflicts (see --on-conflict). Nothing is committed unless the status is 0.\n"
       "See docs/EXPORT.md.\n",
       f);
-}
-
-/* ---- messages --------------------------------------------------------- */
-
-void *ex_xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) {
-    fputs("oauthdb-export: out of memory\n", stderr);
-    exit(EXIT_TARGET);
-  }
-  return p;
-}
-
-void *ex_xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) {
-    fputs("oauthdb-export: out of memory\n", stderr);
-    exit(EXIT_TARGET);
-  }
-  return q;
-}
-
-char *ex_xstrdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  return memcpy(ex_xmalloc(n), s, n);
-}
-
-static char *vprintf_dup(const char *fmt, va_list ap) {
-  va_list ap2;
-  va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap2);
-  va_end(ap2);
-  char *s = ex_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
-  vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
-  return s;
-}
-
-char *ex_strdup_printf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = vprintf_dup(fmt, ap);
-  va_end(ap);
-  return s;
-}
-
-/* The progress line shares stderr: wipe it before a message. */
-static void progress_clear(exporter *ex) {
-  if (ex->progress && ex->progress_phase) fputs("\r\033[K", stderr);
-}
-
-int ex_fail(exporter *ex, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = vprintf_dup(fmt, ap);
-  va_end(ap);
-  progress_clear(ex);
-  fprintf(stderr, "oauthdb-export: %s\n", msg);
-  if (!ex->exit_code) {
-    ex->exit_code = code;
-    ex->failure = msg;
-  } else {
-    free(msg);
-  }
-  return -1;
-}
-
-void ex_note(exporter *ex, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = vprintf_dup(fmt, ap);
-  va_end(ap);
-  progress_clear(ex);
-  fprintf(stderr, "oauthdb-export: %s\n", msg);
-  free(msg);
-}
-
-void ex_invalid(exporter *ex, const ex_table *t, const char *id,
-                const char *column, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *reason = vprintf_dup(fmt, ap);
-  va_end(ap);
-  ex->n_invalid++;
-  progress_clear(ex);
-  fprintf(stderr, "oauthdb-export: invalid row: %s id=%s column %s: %s\n",
-          t->name, id, column, reason);
-  if (ex->n_findings < MAX_FINDINGS) {
-    ex->findings = ex_xrealloc(ex->findings,
-                               sizeof *ex->findings * (size_t)(ex->n_findings + 1));
-    ex_finding *f = &ex->findings[ex->n_findings++];
-    f->table = ex_xstrdup(t->name);
-    f->id = ex_xstrdup(id);
-    f->column = ex_xstrdup(column);
-    f->reason = reason;
-  } else {
-    free(reason);
-  }
-}
-
-/* ---- progress --------------------------------------------------------- */
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void progress_draw(exporter *ex) {
-  int64_t total = ex->progress_total > 0 ? ex->progress_total : 1;
-  int64_t done = ex->progress_done > total ? total : ex->progress_done;
-  int width = 30, filled = (int)(done * width / total);
-  char bar[31];
-  for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '-';
-  bar[width] = 0;
-  fprintf(stderr, "\r\033[K%-9s %-18s [%s] %3d%% %lld/%lld rows",
-          ex->progress_phase, ex->progress_table ? ex->progress_table : "",
-          bar, (int)(done * 100 / total), (long long)done, (long long)total);
-  fflush(stderr);
-}
-
-void progress_begin(exporter *ex, const char *phase, const char *table) {
-  if (!ex->progress) return;
-  if (!ex->progress_phase || strcmp(ex->progress_phase, phase) != 0) {
-    ex->progress_done = 0;
-  }
-  ex->progress_phase = phase;
-  ex->progress_table = table;
-  progress_draw(ex);
-  ex->progress_last = now_seconds();
-}
-
-/* Called for every row: cheap unless a tenth of a second has passed. */
-void progress_step(exporter *ex, int64_t rows) {
-  if (!ex->progress) return;
-  ex->progress_done += rows;
-  if ((ex->progress_done & 1023) != 0) return;
-  double t = now_seconds();
-  if (t - ex->progress_last < 0.1) return;
-  ex->progress_last = t;
-  progress_draw(ex);
-}
-
-void progress_end(exporter *ex) {
-  if (!ex->progress || !ex->progress_phase) return;
-  fputs("\r\033[K", stderr);
-  fflush(stderr);
-  ex->progress_phase = NULL;
 }
 
 /* ---- report ----------------------------------------------------------- */
@@ -256,20 +123,35 @@ static void report_text(const exporter *ex) {
   default:
     printf("secrets: none in the source\n");
   }
-  printf("%-20s %10s %10s %10s %10s %10s\n", "table", "read", "inserted",
-         "updated", "unchanged", "skipped");
-  ex_counts sum = {0, 0, 0, 0, 0};
+  if (ex->ledger.source_id)
+    printf("ledger: run %s, source id %s\n", ex->ledger.run_id, ex->ledger.source_id);
+  printf("%-17s %8s %8s %8s %9s %8s %9s %8s %8s\n", "table", "read", "inserted", "updated",
+         "unchanged", "kept", "conflicts", "deleted", "skipped");
+  ex_counts sum;
+  memset(&sum, 0, sizeof sum);
   for (int i = 0; i < ex->n_tables; i++) {
     const ex_counts *c = &ex->tables[i].counts;
-    printf("%-20s %10lld %10lld %10lld %10lld %10lld\n", ex->tables[i].name,
+    printf("%-17s %8lld %8lld %8lld %9lld %8lld %9lld %8lld %8lld\n", ex->tables[i].name,
            (long long)c->read, (long long)c->inserted, (long long)c->updated,
-           (long long)c->unchanged, (long long)c->skipped);
+           (long long)c->unchanged, (long long)c->kept, (long long)c->conflicts,
+           (long long)c->deleted, (long long)c->skipped);
     sum.read += c->read, sum.inserted += c->inserted, sum.updated += c->updated;
-    sum.unchanged += c->unchanged, sum.skipped += c->skipped;
+    sum.unchanged += c->unchanged, sum.skipped += c->skipped, sum.kept += c->kept;
+    sum.conflicts += c->conflicts, sum.deleted += c->deleted;
+    sum.removed_in_dev += c->removed_in_dev;
   }
-  printf("%-20s %10lld %10lld %10lld %10lld %10lld\n", "total",
+  printf("%-17s %8lld %8lld %8lld %9lld %8lld %9lld %8lld %8lld\n", "total",
          (long long)sum.read, (long long)sum.inserted, (long long)sum.updated,
-         (long long)sum.unchanged, (long long)sum.skipped);
+         (long long)sum.unchanged, (long long)sum.kept, (long long)sum.conflicts,
+         (long long)sum.deleted, (long long)sum.skipped);
+  if (sum.removed_in_dev)
+    printf("removed in dev: %lld rows promoted earlier are no longer in the source "
+           "(%lld deleted in production)\n",
+           (long long)sum.removed_in_dev, (long long)sum.deleted);
+  for (int i = 0; i < ex->n_left_out; i++)
+    printf("left out: %s, %lld row%s (%s; --include=%s promotes them)\n", ex->left_out[i].table,
+           (long long)ex->left_out[i].rows, ex->left_out[i].rows == 1 ? "" : "s",
+           ex->left_out[i].reason, ex->left_out[i].table);
   if (ex->verify) printf("verify: %s\n", ex->verified ? "ok" : "not done");
   printf("%s\n", outcome(ex));
 }
@@ -295,9 +177,42 @@ static void report_json(const exporter *ex) {
     json_string(f, ex->tables[i].name);
     fprintf(f,
             ",\"read\":%lld,\"inserted\":%lld,\"updated\":%lld,"
-            "\"unchanged\":%lld,\"skipped\":%lld}",
+            "\"unchanged\":%lld,\"kept\":%lld,\"conflicts\":%lld,"
+            "\"removed_in_dev\":%lld,\"deleted\":%lld,\"skipped\":%lld}",
             (long long)c->read, (long long)c->inserted, (long long)c->updated,
-            (long long)c->unchanged, (long long)c->skipped);
+            (long long)c->unchanged, (long long)c->kept, (long long)c->conflicts,
+            (long long)c->removed_in_dev, (long long)c->deleted, (long long)c->skipped);
+  }
+  fprintf(f, "],\"ledger\":");
+  if (ex->ledger.source_id) {
+    fprintf(f, "{\"run\":%s,\"source_id\":", ex->ledger.run_id);
+    json_string(f, ex->ledger.source_id);
+    fprintf(f, ",\"on_conflict\":\"%s\"}", ex->on_conflict == CONFLICT_DEV    ? "dev"
+                                           : ex->on_conflict == CONFLICT_PROD ? "prod"
+                                                                              : "stop");
+  } else {
+    fputs("null", f);
+  }
+  fprintf(f, ",\"conflicts\":[");
+  for (int i = 0; i < ex->ledger.n_conflicts_kept; i++) {
+    const ex_conflict *c = &ex->ledger.conflicts[i];
+    fprintf(f, "%s{\"table\":", i ? "," : "");
+    json_string(f, c->table);
+    fputs(",\"id\":", f);
+    json_string(f, c->id);
+    fputs(",\"columns\":", f);
+    json_string(f, c->columns);
+    fputs(",\"reason\":", f);
+    json_string(f, c->reason);
+    fputc('}', f);
+  }
+  fprintf(f, "],\"left_out\":[");
+  for (int i = 0; i < ex->n_left_out; i++) {
+    fprintf(f, "%s{\"name\":", i ? "," : "");
+    json_string(f, ex->left_out[i].table);
+    fprintf(f, ",\"rows\":%lld,\"reason\":", (long long)ex->left_out[i].rows);
+    json_string(f, ex->left_out[i].reason);
+    fputc('}', f);
   }
   fprintf(f, "],\"verify\":%s", !ex->verify ? "null" : ex->verified ? "true" : "false");
   fprintf(f, ",\"invalid_rows\":%lld,\"errors\":[", (long long)ex->n_invalid);
@@ -324,7 +239,8 @@ static void report_json(const exporter *ex) {
 
 static int parse_options(exporter *ex, int argc, char **argv) {
   enum { OPT_SECRETS = 256, OPT_SRC_KR, OPT_TGT_KR, OPT_VERIFY, OPT_ALL,
-         OPT_JSON, OPT_PROGRESS };
+         OPT_JSON, OPT_PROGRESS, OPT_INCLUDE, OPT_ON_CONFLICT, OPT_DELETE_REMOVED,
+         OPT_ALLOW_SECRETS_CHANGE, OPT_SOURCE_ID };
   static const struct option longopts[] = {
       {"secrets", required_argument, 0, OPT_SECRETS},
       {"source-keyring", required_argument, 0, OPT_SRC_KR},
@@ -334,6 +250,11 @@ static int parse_options(exporter *ex, int argc, char **argv) {
       {"all-errors", no_argument, 0, OPT_ALL},
       {"json", no_argument, 0, OPT_JSON},
       {"progress", required_argument, 0, OPT_PROGRESS},
+      {"include", required_argument, 0, OPT_INCLUDE},
+      {"on-conflict", required_argument, 0, OPT_ON_CONFLICT},
+      {"delete-removed", no_argument, 0, OPT_DELETE_REMOVED},
+      {"allow-secrets-change", no_argument, 0, OPT_ALLOW_SECRETS_CHANGE},
+      {"source-id", required_argument, 0, OPT_SOURCE_ID},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
@@ -357,6 +278,21 @@ static int parse_options(exporter *ex, int argc, char **argv) {
     case OPT_ALL: ex->all_errors = 1; break;
     case OPT_JSON: ex->json = 1; break;
     case OPT_PROGRESS: progress = optarg; break;
+    case OPT_ON_CONFLICT:
+      if (!strcmp(optarg, "dev")) ex->on_conflict = CONFLICT_DEV;
+      else if (!strcmp(optarg, "prod")) ex->on_conflict = CONFLICT_PROD;
+      else
+        return ex_fail(ex, EXIT_USAGE, "--on-conflict must be dev or prod (got '%s')", optarg);
+      break;
+    case OPT_DELETE_REMOVED: ex->delete_removed = 1; break;
+    case OPT_ALLOW_SECRETS_CHANGE: ex->allow_secrets_change = 1; break;
+    case OPT_SOURCE_ID:
+      if (!*optarg) return ex_fail(ex, EXIT_USAGE, "--source-id must not be empty");
+      ex->source_id_opt = optarg;
+      break;
+    case OPT_INCLUDE:
+      if (scope_parse_include(ex, optarg)) return -1;
+      break;
     case 'h': usage(stdout); exit(EXIT_OK);
     case 'V': printf("oauthdb-export %s\n", EXPORT_VERSION); exit(EXIT_OK);
     default:
@@ -389,39 +325,19 @@ static int parse_options(exporter *ex, int argc, char **argv) {
 
 /* ---- the run ---------------------------------------------------------- */
 
-/*
-** OAUTHDB_EXPORT_TRACE=1: for diagnosis, each phase and how each table was
-** loaded, with the seconds since the start, on stderr. Never values.
-*/
-void ex_trace(exporter *ex, const char *fmt, ...) {
-  static int on = -1;
-  static double t0;
-  if (on < 0) {
-    const char *e = getenv("OAUTHDB_EXPORT_TRACE");
-    on = e && *e && strcmp(e, "0") != 0;
-    t0 = now_seconds();
-  }
-  if (!on) return;
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = vprintf_dup(fmt, ap);
-  va_end(ap);
-  progress_clear(ex);
-  fprintf(stderr, "oauthdb-export: trace %7.3f s: %s\n", now_seconds() - t0, msg);
-  free(msg);
-}
-
 static int run(exporter *ex) {
   ex_trace(ex, "start");
-  if (source_open(ex) || source_plan(ex) || secrets_prepare(ex)) return -1;
+  if (source_open(ex) || source_plan(ex) || scope_apply(ex) || secrets_prepare(ex)) return -1;
   if (target_connect(ex) || target_begin(ex) || target_migrate(ex) ||
       target_catalog(ex))
     return -1;
-  if (digest_prepare(ex)) return -1;
+  if (ledger_prepare(ex) || digest_prepare(ex)) return -1;
   ex_trace(ex, "target ready, schema at %04d", ex->source_version);
   if (validate_source(ex)) return -1;
   ex_trace(ex, "pass 1 done: every row checked");
-  if (load_tables(ex)) return -1;
+  if (load_tables(ex) || ledger_finish(ex)) return -1;
+  /* make bench reads this line: the ledger's share of a first load */
+  ex_trace(ex, "ledger: %.3f s in all", ex->ledger.seconds);
   if (ex->verify) {
     /* load_tables computed both sides per table; all matched to get here. */
     ex->verified = 1;
@@ -460,6 +376,8 @@ static void free_all(exporter *ex) {
     free(t->name);
   }
   free(ex->tables);
+  for (int i = 0; i < ex->n_left_out; i++) free(ex->left_out[i].table);
+  free(ex->left_out);
   for (int i = 0; i < ex->n_findings; i++) {
     free(ex->findings[i].table);
     free(ex->findings[i].id);
@@ -467,6 +385,7 @@ static void free_all(exporter *ex) {
     free(ex->findings[i].reason);
   }
   free(ex->findings);
+  ledger_free(ex);
   free(ex->failure);
   free(ex->target_desc);
 }

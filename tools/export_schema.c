@@ -19,19 +19,6 @@
 ** two runs never race to apply the same migration. ("oaut" in ASCII.) */
 #define EXPORT_LOCK_KEY "1868657012"
 
-char *pg_ident(const char *name) {
-  size_t n = strlen(name), k = 0;
-  char *out = ex_xmalloc(2 * n + 3);
-  out[k++] = '"';
-  for (size_t i = 0; i < n; i++) {
-    if (name[i] == '"') out[k++] = '"';
-    out[k++] = name[i];
-  }
-  out[k++] = '"';
-  out[k] = 0;
-  return out;
-}
-
 /* libpq's messages end in a newline (and may have several lines). */
 static char *one_line(const char *msg) {
   char *s = ex_xstrdup(msg ? msg : "");

@@ -71,7 +71,7 @@ int secrets_prepare(exporter *ex) {
     const ex_table *t = &ex->tables[i];
     for (int j = 0; j < t->n_src_cols; j++) {
       if (!export_is_sealed(t->name, t->src_cols[j])) continue;
-      char *qt = pg_ident(t->name), *qc = pg_ident(t->src_cols[j]);
+      char *qt = sql_ident(t->name), *qc = sql_ident(t->src_cols[j]);
       /* Whether there are any: the count itself comes from pass 1, which
          reads every row anyway. */
       char *sql = ex_strdup_printf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s IS NOT NULL)", qt, qc);
@@ -145,6 +145,7 @@ const char *secrets_check(exporter *ex, const ex_table *t, const ex_column *c,
     snprintf(reason, sizeof reason, "not a sealed value (%s)", seal_status_text(s));
     return reason;
   }
+  ledger_note_key_id(ex, kid);  /* which dev keys this run's values need */
   if (ex->secrets != SECRETS_RESEAL) return NULL;
   /* Reseal must not fail half way through pass 2: open everything now. */
   char ad[256];
@@ -224,13 +225,13 @@ static int same_plaintext(exporter *ex, const char *ad, size_t n_ad,
 */
 int secrets_reconcile(exporter *ex, const ex_table *t, const char *stage) {
   if (ex->secrets != SECRETS_RESEAL || !t->has_sealed) return 0;
-  char *qt = pg_ident(t->name);
+  char *qt = sql_ident(t->name);
   size_t cap = 1024;
   char *sel = ex_xmalloc(cap);
   snprintf(sel, cap, "s.id::text");
   for (int j = 0; j < t->n_cols; j++) {
     if (!t->cols[j].sealed) continue;
-    char *qc = pg_ident(t->cols[j].name);
+    char *qc = sql_ident(t->cols[j].name);
     char *more = ex_strdup_printf("%s, s.%s, cur.%s", sel, qc, qc);
     free(sel), free(qc);
     sel = more;
@@ -302,7 +303,7 @@ int secrets_reconcile(exporter *ex, const ex_table *t, const char *stage) {
   PQclear(r);
   for (int j = 0; j < t->n_cols; j++) {
     if (!t->cols[j].sealed) continue;
-    char *qc = pg_ident(t->cols[j].name);
+    char *qc = sql_ident(t->cols[j].name);
     const char *param[] = {t->cols[j].name};
     sql = ex_strdup_printf(
         "UPDATE %s s SET %s = cur.%s FROM oauthdb_reseal_keep k, %s cur "

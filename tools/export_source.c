@@ -14,20 +14,6 @@
 #include "export.h"
 #include "migrations.h"
 
-/* "name" for SQL text, with embedded quotes doubled (malloc'd). */
-static char *sqlite_ident(const char *name) {
-  size_t n = strlen(name), k = 0;
-  char *out = ex_xmalloc(2 * n + 3);
-  out[k++] = '"';
-  for (size_t i = 0; i < n; i++) {
-    if (name[i] == '"') out[k++] = '"';
-    out[k++] = name[i];
-  }
-  out[k++] = '"';
-  out[k] = 0;
-  return out;
-}
-
 static int src_fail(exporter *ex, const char *what) {
   return ex_fail(ex, EXIT_NOINPUT, "source %s: %s: %s", ex->source_path, what,
                  sqlite3_errmsg(ex->src));
@@ -162,7 +148,7 @@ int source_plan(exporter *ex) {
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return src_fail(ex, "cannot read columns");
 
-    char *q = sqlite_ident(t->name);
+    char *q = sql_ident(t->name);
     char *sql = ex_strdup_printf("SELECT count(*) FROM %s", q);
     free(q);
     rc = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL);
@@ -204,7 +190,7 @@ char *source_select_sql_ex(const ex_table *t, int with_json_valid, const char *m
   } while (0)
   APPEND("SELECT rowid");
   for (int j = 0; j < t->n_cols; j++) {
-    char *q = sqlite_ident(t->cols[j].name);
+    char *q = sql_ident(t->cols[j].name);
     APPEND(", ");
     APPEND(q);
     free(q);
@@ -212,7 +198,7 @@ char *source_select_sql_ex(const ex_table *t, int with_json_valid, const char *m
   if (with_json_valid) {
     for (int j = 0; j < t->n_cols; j++) {
       if (t->cols[j].kind != PGK_JSON && t->cols[j].kind != PGK_JSONB) continue;
-      char *q = sqlite_ident(t->cols[j].name);
+      char *q = sql_ident(t->cols[j].name);
       APPEND(", json_valid(");
       APPEND(q);
       APPEND(")");
@@ -220,7 +206,7 @@ char *source_select_sql_ex(const ex_table *t, int with_json_valid, const char *m
     }
   }
   APPEND(more);
-  char *q = sqlite_ident(t->name);
+  char *q = sql_ident(t->name);
   APPEND(" FROM ");
   APPEND(q);
   free(q);

@@ -18,8 +18,10 @@
 ** locks (and so writes) every conflicting row even when its WHERE is false,
 ** so a rerun would rewrite the whole table; filtering unchanged rows first
 ** means a rerun touches nothing. ON CONFLICT still decides, so a row that
-** appears concurrently is updated rather than failing. Nothing is deleted.
-** unchanged = read - inserted - updated - skipped.
+** appears concurrently is updated rather than failing. Nothing is deleted
+** here (--delete-removed: export_ledger.c).
+** unchanged = read - inserted - updated - skipped - kept (- unresolved
+** conflicts, which stop the run).
 **
 ** Three paths, per table:
 **
@@ -28,63 +30,40 @@
 **     directly: all rows are inserts, and a second pass over a staging table
 **     would double the work of the first promotion. Its indexes and foreign
 **     keys are built once after the COPY (export_direct.c).
-**   - A table the target already holds (at least half as many rows as the
-**     source) had its rows' digests compared with the target's in pass 1
-**     (export_digest.c): only the rows that differ go to the staging table
-**     and through the upsert above; with none, nothing is sent at all.
-**   - Otherwise (reseal, omit, --verify, or most rows new): every row goes
-**     to the staging table and through the upsert, as described above.
+**   - A table the ledger holds rows of had its rows' digests compared with
+**     the ledger's in pass 1 (export_digest.c): only the rows dev changed
+**     go to the staging table; with none, nothing is sent at all.
+**   - Otherwise (reseal, omit, --verify, or ids in random order): every
+**     row goes to the staging table.
+**
+** Staged rows carry their digests; export_ledger.c classifies them
+** (source, ledger, target) and only the rows to write go through the
+** upsert above (from pg_temp.oauthdb_write_N); the ledger records them.
 */
 #include <stdlib.h>
 #include <string.h>
 #include "export.h"
 
-typedef struct sbuf {
-  char *p;
-  size_t len, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(sbuf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s;
-  {
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    s = ex_xmalloc((size_t)n + 1);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-  }
-  va_end(ap);
-  size_t n = strlen(s);
-  if (b->len + n + 1 > b->cap) b->p = ex_xrealloc(b->p, b->cap = 2 * (b->len + n + 1));
-  memcpy(b->p + b->len, s, n + 1);
-  b->len += n;
-  free(s);
-}
-
 /* "p.a, p.b" over the sent columns, optionally leaving out id. */
-static void col_list(sbuf *b, const ex_table *t, const char *prefix, int skip_id) {
+static void col_list(ex_buf *b, const ex_table *t, const char *prefix, int skip_id) {
   int first = 1;
   for (int j = 0; j < t->n_cols; j++) {
     if (!t->cols[j].sent || (skip_id && j == t->id_col)) continue;
-    char *q = pg_ident(t->cols[j].name);
-    sb_add(b, "%s%s%s%s", first ? "" : ", ", prefix ? prefix : "", prefix ? "." : "", q);
+    char *q = sql_ident(t->cols[j].name);
+    buf_printf(b, "%s%s%s%s", first ? "" : ", ", prefix ? prefix : "", prefix ? "." : "", q);
     free(q);
     first = 0;
   }
 }
 
 /* Under --secrets=omit: a row whose parent is not in the target is skipped. */
-static void fk_filter(sbuf *b, const exporter *ex, const ex_table *t) {
+static void fk_filter(ex_buf *b, const exporter *ex, const ex_table *t) {
   for (int f = 0; f < t->n_fks; f++) {
     const ex_fk *fk = &t->fks[f];
-    char *qc = pg_ident(t->cols[fk->col].name);
-    char *qp = pg_ident(ex->tables[fk->parent].name);
-    char *qpc = pg_ident(fk->parent_col);
-    sb_add(b, " AND (s.%s IS NULL OR EXISTS (SELECT 1 FROM %s p WHERE p.%s = s.%s))", qc,
+    char *qc = sql_ident(t->cols[fk->col].name);
+    char *qp = sql_ident(ex->tables[fk->parent].name);
+    char *qpc = sql_ident(fk->parent_col);
+    buf_printf(b, " AND (s.%s IS NULL OR EXISTS (SELECT 1 FROM %s p WHERE p.%s = s.%s))", qc,
            qp, qpc, qc);
     free(qc), free(qp), free(qpc);
   }
@@ -105,9 +84,10 @@ static int target_is_empty(exporter *ex, const char *qt, int *empty) {
 }
 
 static int decide_direct(exporter *ex, ex_table *t, const char *qt) {
-  t->direct = 0;
-  /* omit filters rows against the target: always through staging */
-  if (ex->secrets == SECRETS_OMIT) return 0;
+  t->direct.chosen = 0;
+  /* omit filters rows against the target: always through staging; rows
+     the ledger knows of need their three-way classification */
+  if (ex->secrets == SECRETS_OMIT || t->ledger.rows > 0) return 0;
   int empty;
   if (target_is_empty(ex, qt, &empty)) return -1;
   if (!empty) return 0;
@@ -118,80 +98,81 @@ static int decide_direct(exporter *ex, ex_table *t, const char *qt) {
   PQclear(r);
   /* someone may have inserted between the look and the lock */
   if (target_is_empty(ex, qt, &empty)) return -1;
-  t->direct = empty;
+  t->direct.chosen = empty;
   return 0;
 }
 
-static int upsert(exporter *ex, ex_table *t, const char *qt, const char *stage) {
-  sbuf b = {0, 0, 0};
+/* Upsert the to_write rows of stage; counts inserted, updated, skipped. */
+static int upsert(exporter *ex, ex_table *t, const char *qt, const char *stage,
+                  int64_t to_write) {
+  ex_buf b = {0, 0, 0};
   int omit_update_only = ex->secrets == SECRETS_OMIT && t->has_sealed;
   PGresult *r;
-  int64_t eligible = t->counts.read;
+  int64_t eligible = to_write;
   if (ex->secrets == SECRETS_OMIT) {
-    sb_add(&b, "SELECT count(*) FROM %s s WHERE true", stage);
-    if (omit_update_only) sb_add(&b, " AND EXISTS (SELECT 1 FROM %s cur WHERE cur.id = s.id)", qt);
+    buf_printf(&b, "SELECT count(*) FROM %s s WHERE true", stage);
+    if (omit_update_only) buf_printf(&b, " AND EXISTS (SELECT 1 FROM %s cur WHERE cur.id = s.id)", qt);
     fk_filter(&b, ex, t);
-    r = pg_exec(ex, "counting rows to load", b.p);
+    r = pg_exec(ex, "counting rows to load", (char *)b.p);
     b.len = 0;
     if (!r) goto fail;
     eligible = int_value(r, 0, 0);
     PQclear(r);
   }
   if (omit_update_only) {
-    sb_add(&b, "WITH changed AS (UPDATE %s AS t SET ", qt);
+    buf_printf(&b, "WITH changed AS (UPDATE %s AS t SET ", qt);
     int first = 1;
     for (int j = 0; j < t->n_cols; j++) {
       if (!t->cols[j].sent || j == t->id_col) continue;
-      char *q = pg_ident(t->cols[j].name);
-      sb_add(&b, "%s%s = s.%s", first ? "" : ", ", q, q);
+      char *q = sql_ident(t->cols[j].name);
+      buf_printf(&b, "%s%s = s.%s", first ? "" : ", ", q, q);
       free(q);
       first = 0;
     }
-    sb_add(&b, " FROM %s s WHERE t.id = s.id AND ROW(", stage);
+    buf_printf(&b, " FROM %s s WHERE t.id = s.id AND ROW(", stage);
     col_list(&b, t, "t", 1);
-    sb_add(&b, ") IS DISTINCT FROM ROW(");
+    buf_printf(&b, ") IS DISTINCT FROM ROW(");
     col_list(&b, t, "s", 1);
-    sb_add(&b, ")");
+    buf_printf(&b, ")");
     fk_filter(&b, ex, t);
-    sb_add(&b, " RETURNING 1) SELECT 0, count(*) FROM changed");
+    buf_printf(&b, " RETURNING 1) SELECT 0, count(*) FROM changed");
   } else {
-    sb_add(&b, "WITH changed AS (INSERT INTO %s AS t (", qt);
+    buf_printf(&b, "WITH changed AS (INSERT INTO %s AS t (", qt);
     col_list(&b, t, NULL, 0);
-    sb_add(&b, ") SELECT ");
+    buf_printf(&b, ") SELECT ");
     col_list(&b, t, "s", 0);
-    sb_add(&b, " FROM %s s LEFT JOIN %s cur ON cur.id = s.id WHERE (cur.id IS NULL OR ROW(",
+    buf_printf(&b, " FROM %s s LEFT JOIN %s cur ON cur.id = s.id WHERE (cur.id IS NULL OR ROW(",
            stage, qt);
     col_list(&b, t, "cur", 1);
-    sb_add(&b, ") IS DISTINCT FROM ROW(");
+    buf_printf(&b, ") IS DISTINCT FROM ROW(");
     col_list(&b, t, "s", 1);
-    sb_add(&b, "))");
+    buf_printf(&b, "))");
     if (ex->secrets == SECRETS_OMIT) fk_filter(&b, ex, t);
-    sb_add(&b, " ON CONFLICT (id) DO UPDATE SET ");
+    buf_printf(&b, " ON CONFLICT (id) DO UPDATE SET ");
     int first = 1;
     for (int j = 0; j < t->n_cols; j++) {
       if (!t->cols[j].sent || j == t->id_col) continue;
-      char *q = pg_ident(t->cols[j].name);
-      sb_add(&b, "%s%s = excluded.%s", first ? "" : ", ", q, q);
+      char *q = sql_ident(t->cols[j].name);
+      buf_printf(&b, "%s%s = excluded.%s", first ? "" : ", ", q, q);
       free(q);
       first = 0;
     }
-    sb_add(&b, " WHERE ROW(");
+    buf_printf(&b, " WHERE ROW(");
     col_list(&b, t, "t", 1);
-    sb_add(&b, ") IS DISTINCT FROM ROW(");
+    buf_printf(&b, ") IS DISTINCT FROM ROW(");
     col_list(&b, t, "excluded", 1);
-    sb_add(&b, ") RETURNING (xmax = 0) AS inserted) "
+    buf_printf(&b, ") RETURNING (xmax = 0) AS inserted) "
                "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
                "FROM changed");
   }
   char *what = ex_strdup_printf("upsert into %s", t->name);
-  r = pg_exec(ex, what, b.p);
+  r = pg_exec(ex, what, (char *)b.p);
   free(what);
   if (!r) goto fail;
   t->counts.inserted = int_value(r, 0, 0);
   t->counts.updated = int_value(r, 0, 1);
   PQclear(r);
-  t->counts.skipped = t->counts.read - eligible;
-  t->counts.unchanged = eligible - t->counts.inserted - t->counts.updated;
+  t->counts.skipped = to_write - eligible;
   free(b.p);
   return 0;
 fail:
@@ -199,14 +180,82 @@ fail:
   return -1;
 }
 
+/*
+** A table the target already holds, or one the ledger knows: the source's
+** rows (all, or only those dev changed: export_digest.c) go to a staging
+** table with their digests, are classified against the ledger and the
+** target (export_ledger.c), and the rows to write go through the upsert.
+*/
+static int load_staged(exporter *ex, ex_table *t, const char *qt, const char *stage,
+                       int index) {
+  ex_buf b = {0, 0, 0};
+  int rc = -1;
+  buf_printf(&b, "CREATE TEMP TABLE oauthdb_stage_%d (", index);
+  for (int j = 0; j < t->n_cols; j++) {
+    if (!t->cols[j].sent) continue;
+    char *q = sql_ident(t->cols[j].name);
+    buf_printf(&b, "%s %s, ", q, t->cols[j].pg_type);
+    free(q);
+  }
+  buf_printf(&b, LEDGER_DIGEST_COL " bytea) ON COMMIT DROP");
+  int64_t staged = 0;
+  int changed_only = t->rerun.chosen && digest_usable(t);
+  if (changed_only) {
+    if (digest_stage(ex, t, stage, (char *)b.p, &staged)) goto done;
+    progress_step(ex, t->counts.read);
+  } else {
+    PGresult *r = pg_exec(ex, "creating a staging table", (char *)b.p);
+    if (!r) goto done;
+    PQclear(r);
+    if (copy_table_digested(ex, t, stage, &t->counts.read)) goto done;
+    staged = t->counts.read;
+    ex_trace(ex, "%s: %lld rows staged in full", t->name, (long long)t->counts.read);
+    if (ex->verify && verify_staged(ex, t, stage)) goto done;
+    if (secrets_reconcile(ex, t, stage)) goto done;
+  }
+  int64_t to_write = 0;
+  if (staged > 0 &&
+      ledger_classify(ex, t, qt, stage, index, !changed_only, &to_write))
+    goto done;
+  if (!changed_only && staged == 0 && ledger_gone_full(ex, t, index, 0)) goto done;
+  if (changed_only) {
+    /* the rows dev removed, and production's changes to the rows dev did
+       not change, counted before this run writes anything (row versions) */
+    int64_t n_gone;
+    const char *gone = digest_gone_ids(t, &n_gone);
+    if (ledger_gone_from_ids(ex, t, index, gone, n_gone) ||
+        ledger_count_kept(ex, t, qt, index, staged > 0))
+      goto done;
+  }
+  if (staged > 0) {
+    /* No ANALYZE: it costs as much as the upsert, and a never-analyzed
+       table is estimated from its size in pages, which is all the plan
+       (hash join against the target) needs. */
+    if (to_write > 0) {
+      char *write = ex_strdup_printf("pg_temp.oauthdb_write_%d", index);
+      if (upsert(ex, t, qt, write, to_write)) {
+        free(write);
+        goto done;
+      }
+      free(write);
+    }
+    if (ledger_record(ex, t, qt, index)) goto done;
+    if (ex->verify && verify_written(ex, t, qt, stage, index)) goto done;
+  }
+  rc = 0;
+done:
+  free(b.p);
+  return rc;
+}
+
 static int load_table(exporter *ex, ex_table *t, int index) {
-  char *qt = pg_ident(t->name);
+  char *qt = sql_ident(t->name);
   char *stage = ex_strdup_printf("pg_temp.oauthdb_stage_%d", index);
-  sbuf b = {0, 0, 0};
   int rc = -1;
   progress_begin(ex, "loading", t->name);
+  t->counts.inserted = t->counts.updated = t->counts.skipped = 0;
   if (decide_direct(ex, t, qt)) goto done;
-  if (t->direct) {
+  if (t->direct.chosen) {
     ex_deferred d;
     if (direct_defer(ex, t, qt, &d)) goto done;
     ex_trace(ex, "%s: empty in the target: COPY into it, %d indexes and %d foreign keys "
@@ -217,46 +266,22 @@ static int load_table(exporter *ex, ex_table *t, int index) {
     }
     ex_trace(ex, "%s: %lld rows copied", t->name, (long long)t->counts.read);
     if (direct_restore(ex, &d)) goto done;
+    ex_trace(ex, "%s: indexes and foreign keys back", t->name);
     t->counts.inserted = t->counts.read;
-  } else {
-    sb_add(&b, "CREATE TEMP TABLE oauthdb_stage_%d (", index);
-    int first = 1;
-    for (int j = 0; j < t->n_cols; j++) {
-      if (!t->cols[j].sent) continue;
-      char *q = pg_ident(t->cols[j].name);
-      sb_add(&b, "%s%s %s", first ? "" : ", ", q, t->cols[j].pg_type);
-      free(q);
-      first = 0;
-    }
-    sb_add(&b, ") ON COMMIT DROP");
-    if (t->digest && digest_usable(t)) {
-      int64_t staged = 0;
-      if (digest_stage(ex, t, stage, b.p, &staged)) goto done;
-      progress_step(ex, t->counts.read);
-      if (staged > 0) {
-        if (upsert(ex, t, qt, stage)) goto done;
-      } else {
-        t->counts.inserted = t->counts.updated = t->counts.skipped = 0;
-        t->counts.unchanged = t->counts.read;
-      }
-    } else {
-      PGresult *r = pg_exec(ex, "creating a staging table", b.p);
-      if (!r) goto done;
-      PQclear(r);
-      if (copy_table(ex, t, stage, &t->counts.read)) goto done;
-      ex_trace(ex, "%s: %lld rows staged in full", t->name, (long long)t->counts.read);
-      if (secrets_reconcile(ex, t, stage)) goto done;
-      /* No ANALYZE: it costs as much as the upsert, and a never-analyzed
-         table is estimated from its size in pages, which is all the plan
-         (hash join against the target) needs. */
-      if (upsert(ex, t, qt, stage)) goto done;
-    }
+    if (ledger_record_direct(ex, t)) goto done;
+    ex_trace(ex, "%s: recorded in the promotion ledger", t->name);
+    if (ex->verify && verify_table(ex, t, NULL)) goto done;
+  } else if (load_staged(ex, t, qt, stage, index)) {
+    goto done;
   }
-  if (ex->verify && verify_table(ex, t, t->direct ? NULL : stage)) goto done;
+  /* conflicts not resolved stop the run (ledger_finish); dev's are
+     written (inserted, updated), production's kept */
+  t->counts.unchanged = t->counts.read - t->counts.inserted - t->counts.updated -
+                        t->counts.skipped - t->counts.kept -
+                        (ex->on_conflict == CONFLICT_STOP ? t->counts.conflicts : 0);
   ex_trace(ex, "%s: loaded", t->name);
   rc = 0;
 done:
-  free(b.p);
   free(qt);
   free(stage);
   digest_state_free(t);

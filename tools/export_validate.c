@@ -263,7 +263,7 @@ static char *fk_exists_sql(exporter *ex, const ex_table *t, int *n_fk) {
                          -1, &pk, NULL) != SQLITE_OK)
     goto fail;
   sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-  char *qt = pg_ident(t->name);
+  char *qt = sql_ident(t->name);
   int cur = -1, rc = SQLITE_DONE;
   char *where = NULL;   /* this key's join condition */
   int ok = 1;
@@ -282,7 +282,7 @@ static char *fk_exists_sql(exporter *ex, const ex_table *t, int *n_fk) {
       if (sqlite3_step(pk) == SQLITE_ROW) { free(to_owned); ok = 0; break; }
       to = to_owned;
     }
-    char *qp = pg_ident(parent), *qf = pg_ident(from), *qto = pg_ident(to);
+    char *qp = sql_ident(parent), *qf = sql_ident(from), *qto = sql_ident(to);
     if (id != cur) {
       if (where) {  /* close the previous key */
         char *end = ex_strdup_printf(" THEN 1 ELSE EXISTS (SELECT 1 FROM %s) END)", where);
@@ -336,8 +336,8 @@ fail:
 static int validate_rows(exporter *ex, ex_table *t, int *fk_suspect) {
   /* in id order when merged with the target's digests (export_digest.c) */
   char *order = NULL;
-  if (t->digest) {
-    char *qid = pg_ident(t->cols[t->id_col].name);
+  if (t->rerun.chosen && !t->rerun.rowid_order) {
+    char *qid = sql_ident(t->cols[t->id_col].name);
     order = ex_strdup_printf(" ORDER BY %s", qid);
     free(qid);
   }
@@ -386,8 +386,14 @@ static int validate_rows(exporter *ex, ex_table *t, int *fk_suspect) {
   int fk_col = t->n_cols + 1;
   while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     int labelled = 0;
-    int64_t invalid_before = ex->n_invalid;
-    for (int j = 0; j < t->n_cols && !stop; j++) {
+    /* a row dev has not changed since it was checked and promoted: its
+       values are those checked then (its foreign keys are checked again) */
+    int same = digest_row(ex, t, st);
+    if (same < 0) {
+      stop = 2;
+      break;
+    }
+    for (int j = 0; j < t->n_cols && !stop && !same; j++) {
       const ex_column *c = &t->cols[j];
       if (!c->sent) continue;
       /* the row's label is needed by a finding, or as associated data */
@@ -404,8 +410,6 @@ static int validate_rows(exporter *ex, ex_table *t, int *fk_suspect) {
     }
     for (int k = 0; k < n_fk; k++)
       if (sqlite3_column_int(st, fk_col + k) == 0) *fk_suspect = 1;
-    /* a valid row's digest (rerun path); the run stops if that fails */
-    if (ex->n_invalid == invalid_before && digest_row(ex, t, st)) stop = 2;
     progress_step(ex, 1);
   }
   sqlite3_finalize(st);
@@ -434,7 +438,7 @@ static int validate_fks(exporter *ex, ex_table *t) {
     rc = sqlite3_prepare_v2(ex->src,
                             "SELECT \"from\", \"to\" FROM pragma_foreign_key_list(?1) "
                             "WHERE id = ?2 ORDER BY seq", -1, &from, NULL);
-  char *q = pg_ident(t->name);  /* same quoting rules as SQLite's */
+  char *q = sql_ident(t->name);  /* same quoting rules as SQLite's */
   char *sql = ex_strdup_printf("SELECT id FROM %s WHERE rowid = ?1", q);
   free(q);
   if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(ex->src, sql, -1, &idq, NULL);
@@ -487,7 +491,7 @@ int validate_source(exporter *ex) {
     int fk_suspect = 0;
     if (validate_rows(ex, t, &fk_suspect)) return -1;
     ex_trace(ex, "pass 1: %s checked (%lld rows)%s", t->name, (long long)t->n_source,
-             t->digest ? ", digests compared" : "");
+             t->rerun.chosen ? ", digests compared" : "");
     if (ex->n_invalid && !ex->all_errors) break;
     if (fk_suspect && validate_fks(ex, t)) return -1;
     if (ex->n_invalid && !ex->all_errors) break;

@@ -29,23 +29,12 @@
 #include <string.h>
 #include "export.h"
 
-typedef struct vbuf {
-  char *p;
-  size_t len, cap;
-} vbuf;
+static ex_buf row;  /* reused for every row: its size is one row's */
 
-static vbuf row;  /* reused for every row: its size is one row's */
-
-static void vb_put(vbuf *b, const void *s, size_t n) {
-  if (b->len + n + 1 > b->cap) b->p = ex_xrealloc(b->p, b->cap = 2 * (b->len + n + 1));
-  if (n) memcpy(b->p + b->len, s, n);
-  b->len += n;
-}
-
-static void vb_int(vbuf *b, int64_t v) {
+static void vb_int(ex_buf *b, int64_t v) {
   char s[32];
   int n = snprintf(s, sizeof s, "%" PRId64, v);
-  vb_put(b, s, (size_t)n);
+  buf_put(b, s, (size_t)n);
 }
 
 int verify_included(const exporter *ex, const ex_column *c) {
@@ -59,7 +48,7 @@ int verify_add_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
     if (!verify_included(ex, c)) continue;
     int col = j + 1;
     if (sqlite3_column_type(st, col) == SQLITE_NULL) {
-      vb_put(&row, "N,", 2);
+      buf_put(&row, "N,", 2);
       continue;
     }
     switch (c->kind) {
@@ -67,8 +56,8 @@ int verify_add_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
     case PGK_JSON: {
       size_t n = (size_t)sqlite3_column_bytes(st, col);
       vb_int(&row, (int64_t)n);
-      vb_put(&row, ":", 1);
-      vb_put(&row, sqlite3_column_text(st, col), n);
+      buf_put(&row, ":", 1);
+      buf_put(&row, sqlite3_column_text(st, col), n);
       break;
     }
     case PGK_JSONB: {
@@ -82,20 +71,20 @@ int verify_add_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
                        t->name, c->name);
       }
       vb_int(&row, (int64_t)len);
-      vb_put(&row, ":", 1);
-      vb_put(&row, canon, len);
+      buf_put(&row, ":", 1);
+      buf_put(&row, canon, len);
       free(canon);
       break;
     }
     case PGK_UUID:
-      vb_put(&row, sqlite3_column_text(st, col), (size_t)sqlite3_column_bytes(st, col));
+      buf_put(&row, sqlite3_column_text(st, col), (size_t)sqlite3_column_bytes(st, col));
       break;
     case PGK_TIMESTAMPTZ:
     case PGK_TIMESTAMP:
       vb_int(&row, sqlite3_column_int64(st, col) * 1000000);
       break;
     case PGK_BOOL:
-      vb_put(&row, sqlite3_column_int64(st, col) ? "1" : "0", 1);
+      buf_put(&row, sqlite3_column_int64(st, col) ? "1" : "0", 1);
       break;
     case PGK_INT2:
     case PGK_INT4:
@@ -105,34 +94,33 @@ int verify_add_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
     case PGK_BYTEA: {
       size_t n = (size_t)sqlite3_column_bytes(st, col);
       const unsigned char *v = sqlite3_column_blob(st, col);
-      size_t at = row.len;
-      if (row.len + 2 * n + 2 > row.cap)  /* room for the hex and its NUL */
-        row.p = ex_xrealloc(row.p, row.cap = 2 * (row.len + 2 * n + 2));
-      sodium_bin2hex(row.p + at, 2 * n + 1, v, n);
-      row.len = at + 2 * n;
+      /* room for the hex and its NUL, which is not part of the row */
+      char *at = (char *)buf_reserve(&row, 2 * n + 1);
+      sodium_bin2hex(at, 2 * n + 1, v, n);
+      row.len--;
       break;
     }
     }
-    vb_put(&row, ",", 1);
+    buf_put(&row, ",", 1);
   }
   unsigned char h[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(h, (const unsigned char *)(row.p ? row.p : ""), row.len);
+  crypto_hash_sha256(h, row.p ? row.p : (const unsigned char *)"", row.len);
   uint64_t u = 0;
   for (int i = 0; i < 8; i++) u = (u << 8) | h[i];
-  t->digest_sum += (__int128)(int64_t)u;
-  t->digest_rows++;
+  t->verify.sum += (__int128)(int64_t)u;
+  t->verify.rows++;
   return 0;
 }
 
 /* The same rendering and hash in SQL, over the row alias. */
 char *verify_pg_digest_expr(const exporter *ex, const ex_table *t, const char *alias) {
-  vbuf b = {0, 0, 0};
+  ex_buf b = {0, 0, 0};
   const char *head = "('x' || left(encode(sha256(convert_to(''";
-  vb_put(&b, head, strlen(head));
+  buf_put(&b, head, strlen(head));
   for (int j = 0; j < t->n_cols; j++) {
     const ex_column *c = &t->cols[j];
     if (!verify_included(ex, c)) continue;
-    char *q = pg_ident(c->name);
+    char *q = sql_ident(c->name);
     char *v = ex_strdup_printf("%s.%s", alias, q);
     free(q);
     char *r;
@@ -158,12 +146,12 @@ char *verify_pg_digest_expr(const exporter *ex, const ex_table *t, const char *a
       r = ex_strdup_printf("%s::text", v);
     }
     char *part = ex_strdup_printf(" || coalesce(%s, 'N') || ','", r);
-    vb_put(&b, part, strlen(part));
+    buf_put(&b, part, strlen(part));
     free(part), free(r), free(v);
   }
   const char *tail = ", 'UTF8')), 'hex'), 16))::bit(64)::bigint";
-  vb_put(&b, tail, strlen(tail) + 1);
-  return b.p;
+  buf_put(&b, tail, strlen(tail) + 1);
+  return (char *)b.p;
 }
 
 static void i128_text(__int128 v, char *out, size_t cap) {
@@ -181,7 +169,7 @@ static void i128_text(__int128 v, char *out, size_t cap) {
 }
 
 int verify_table(exporter *ex, ex_table *t, const char *stage) {
-  char *qt = pg_ident(t->name);
+  char *qt = sql_ident(t->name);
   char *hx = verify_pg_digest_expr(ex, t, "x");
   char *sql;
   if (!stage) {
@@ -212,13 +200,74 @@ int verify_table(exporter *ex, ex_table *t, const char *stage) {
   if (!r) return -1;
   int64_t rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
   char ours[48];
-  i128_text(t->digest_sum, ours, sizeof ours);
-  int same = rows == t->digest_rows && strcmp(ours, PQgetvalue(r, 0, 1)) == 0;
+  i128_text(t->verify.sum, ours, sizeof ours);
+  int same = rows == t->verify.rows && strcmp(ours, PQgetvalue(r, 0, 1)) == 0;
   if (!same)
     ex_fail(ex, EXIT_VERIFY,
             "verify: %s differs: source %lld rows, digest %s; target %lld rows, "
             "digest %s; rolled back",
-            t->name, (long long)t->digest_rows, ours, (long long)rows, PQgetvalue(r, 0, 1));
+            t->name, (long long)t->verify.rows, ours, (long long)rows, PQgetvalue(r, 0, 1));
   PQclear(r);
   return same ? 0 : -1;
+}
+
+/* The staging table against the source's rows: the transfer lost nothing. */
+int verify_staged(exporter *ex, ex_table *t, const char *stage) {
+  char *hs = verify_pg_digest_expr(ex, t, "s");
+  char *sql = ex_strdup_printf(
+      "SELECT count(*), coalesce(sum(h), 0)::text FROM (SELECT %s AS h FROM %s s) d", hs,
+      stage);
+  free(hs);
+  char *what = ex_strdup_printf("verify of %s", t->name);
+  PGresult *r = pg_exec(ex, what, sql);
+  free(what);
+  free(sql);
+  if (!r) return -1;
+  int64_t rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  char ours[48];
+  i128_text(t->verify.sum, ours, sizeof ours);
+  int same = rows == t->verify.rows && strcmp(ours, PQgetvalue(r, 0, 1)) == 0;
+  if (!same)
+    ex_fail(ex, EXIT_VERIFY,
+            "verify: %s differs: source %lld rows, digest %s; sent %lld rows, "
+            "digest %s; rolled back",
+            t->name, (long long)t->verify.rows, ours, (long long)rows, PQgetvalue(r, 0, 1));
+  PQclear(r);
+  return same ? 0 : -1;
+}
+
+/*
+** After the upsert: each row the three-way rule let dev's version stand
+** (inserted, updated, unchanged, equal, or a conflict --on-conflict=dev
+** resolved) must be in the target exactly as staged. Rows production kept
+** are production's by design; under omit, rows skipped are absent.
+*/
+int verify_written(exporter *ex, ex_table *t, const char *qt, const char *stage, int index) {
+  char *hx = verify_pg_digest_expr(ex, t, "x"), *hs = verify_pg_digest_expr(ex, t, "s");
+  const char *actions = ex->on_conflict == CONFLICT_DEV
+                            ? "'insert', 'update', 'same', 'unchanged', 'conflict:unpromoted', "
+                              "'conflict:both', 'conflict:source', 'conflict:deleted'"
+                            : "'insert', 'update', 'same', 'unchanged'";
+  char *sql = ex_strdup_printf(
+      "SELECT count(*) FILTER (WHERE x.id IS NOT NULL AND %s IS DISTINCT FROM %s), "
+      "count(*) FILTER (WHERE x.id IS NULL) "
+      "FROM oauthdb_plan_%d p JOIN %s s ON s.id = p.id LEFT JOIN %s x ON x.id = p.id "
+      "WHERE p.action IN (%s)",
+      hx, hs, index, stage, qt, actions);
+  free(hx), free(hs);
+  char *what = ex_strdup_printf("verify of %s", t->name);
+  PGresult *r = pg_exec(ex, what, sql);
+  free(what);
+  free(sql);
+  if (!r) return -1;
+  int64_t differ = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  int64_t missing = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+  PQclear(r);
+  if (ex->secrets == SECRETS_OMIT) missing = 0;  /* skipped rows */
+  if (differ || missing)
+    return ex_fail(ex, EXIT_VERIFY,
+                   "verify: %s differs: %lld rows written differ from the source, %lld "
+                   "missing in the target; rolled back",
+                   t->name, (long long)differ, (long long)missing);
+  return 0;
 }

@@ -535,8 +535,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!copy.ended || copy.aborted || took != rows)
       fuzz_fail(TARGET, "COPY not ended cleanly, or %lld of %d rows", (long long)took, rows);
     check_sent(&ex, &t, db, rows);
-    if (ex.verify && t.digest_rows != rows)
-      fuzz_fail(TARGET, "--verify digested %lld of %d rows", (long long)t.digest_rows, rows);
+    if (ex.verify && t.verify.rows != rows)
+      fuzz_fail(TARGET, "--verify digested %lld of %d rows", (long long)t.verify.rows, rows);
   }
   free_exporter(&ex, &t);
   if (sqlite3_close(db) != SQLITE_OK) fuzz_fail(TARGET, "close: %s", sqlite3_errmsg(db));
