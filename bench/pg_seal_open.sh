@@ -13,9 +13,8 @@
 # slower per value, gets 20,000 of the same values). Each side's best of 3.
 #
 # Starts its own throwaway PostgreSQL 15 (initdb in a temporary directory,
-# unix socket only, stopped at the end). Loading the extension needs its
-# files in the system PostgreSQL directories, as for test/run.sh: as root
-# they are installed from BUILD/postgres; otherwise the line says skipped.
+# unix socket only, stopped at the end), from a private installation that
+# holds this build's extension (tools/pg_tree.sh), as test/run.sh does.
 set -eu
 build=$(cd "${1:?usage: bench/pg_seal_open.sh BUILD}" && pwd)
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,15 +28,10 @@ if [ ! -e "$build/postgres/oauthdb.so" ] || [ ! -x $pgbin/initdb ]; then
   echo "pg_seal_open: skipped (the PostgreSQL extension is not built: tools/deps.sh bench, make)"
   exit 0
 fi
-if ! install -m 0644 "$build/postgres/oauthdb.so" "$($pgbin/pg_config --pkglibdir)/" 2>/dev/null ||
-   ! install -m 0644 "$top"/ext/postgres/oauthdb.control "$top"/ext/postgres/oauthdb--*.sql \
-       "$($pgbin/pg_config --sharedir)/extension/" 2>/dev/null; then
-  echo "pg_seal_open: skipped (cannot install the extension into PostgreSQL's directories: run as root)"
-  exit 0
-fi
 
 scratch=$(mktemp -d /tmp/oauthdb-bench-pg.XXXXXX)
 chmod 755 "$scratch"
+pgbin=$("$top/tools/pg_tree.sh" "$scratch/pgtree" "$build")
 as_pg() {
   if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$(printf '%q ' "$@")"; else "$@"; fi
 }

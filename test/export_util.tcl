@@ -117,8 +117,11 @@ proc roundtrip_ok {sdb dbname table} {
 # Run PostgreSQL's pg_ctl as the user the cluster belongs to, from /: su
 # keeps the working directory, and the checkout may sit in a mode-0700 home
 # the postgres user cannot enter (test/checkout.test).
+# The server's own pg_ctl ($OAUTHDB_PGBIN: test/run.sh's private installation
+# with this build's extension, tools/pg_tree.sh), so a restart runs the same
+# server binary, with the same extension, as before.
 proc pg_ctl {args} {
-  set bin /usr/lib/postgresql/15/bin/pg_ctl
+  set bin [file join $::env(OAUTHDB_PGBIN) pg_ctl]
   if {[pgclean id -u] == 0} {
     set cmd [join [lmap a [list $bin {*}$args] { string cat ' [string map {' '\\''} $a] ' }] " "]
     pgclean su postgres -s /bin/sh -c "cd / && $cmd"

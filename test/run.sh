@@ -25,7 +25,7 @@ chmod 755 "$scratch"
 pgdir=""
 cleanup() {
   if [ -n "$pgdir" ] && [ -e "$pgdir/data/postmaster.pid" ]; then
-    as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$pgdir/data" -m immediate stop >/dev/null 2>&1
+    as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1
   fi
   rm -rf "$scratch"
 }
@@ -44,23 +44,21 @@ as_pg() {
 }
 
 pgbin=/usr/lib/postgresql/15/bin
-# The PostgreSQL extension of this build (ext/postgres). PostgreSQL 15 finds
-# an extension's control file only in its own share directory (there is no
-# extension_control_path before 18), so the files are installed where
-# pg_config says, as `make install` does; that needs root (or a writable
-# PostgreSQL tree). Each run installs its build's files afresh (install(1)
-# writes new files, so a running server keeps the old mapping).
+# The PostgreSQL extension of this build (ext/postgres): the server runs from
+# a private installation in the scratch directory that holds it
+# (tools/pg_tree.sh says how), so a run needs no root for it, never writes
+# into the system's PostgreSQL, and two checkouts' runs cannot overwrite each
+# other's extension. Tests find the server's programs at $OAUTHDB_PGBIN.
 export OAUTHDB_PG_EXT=""
 if [ -e "$build/postgres/oauthdb.so" ] && [ -x $pgbin/initdb ] && [ "${OAUTHDB_NO_POSTGRES:-}" != 1 ]; then
-  if install -m 0644 "$build/postgres/oauthdb.so" "$($pgbin/pg_config --pkglibdir)/" &&
-     install -m 0644 ext/postgres/oauthdb.control ext/postgres/oauthdb--*.sql \
-       "$($pgbin/pg_config --sharedir)/extension/"; then
+  if pgbin=$(tools/pg_tree.sh "$scratch/pgtree" "$build"); then
     OAUTHDB_PG_EXT=1
   else
-    echo "run.sh: cannot install the PostgreSQL extension (run as root, or make install)" >&2
+    echo "run.sh: cannot make a PostgreSQL installation with this build's extension (above)" >&2
     exit 2
   fi
 fi
+export OAUTHDB_PGBIN=$pgbin
 
 if [ -x $pgbin/initdb ] && [ "${OAUTHDB_NO_POSTGRES:-}" != 1 ]; then
   pgdir=$scratch/pg
