@@ -21,7 +21,7 @@
 # The connection sets no busy timeout of its own: the extension's default
 # (5000 ms when the application has none) is what is under test.
 package require sqlite3
-lassign $argv ext db keyring n uid seconds max_ops log
+lassign $argv ext db keyring n uid seconds min_ops max_ops log
 
 set logf [open $log w]
 fconfigure $logf -buffering line
@@ -58,7 +58,10 @@ set deadline [expr {[clock milliseconds] + int($seconds * 1000)}]
 proc access_token {tid v} { return "ya29.conc-$tid-v$v" }
 
 set slowest 0      ;# the longest operation, in ms: how close to the busy timeout
-while {$ops < $max_ops && [clock milliseconds] < $deadline} {
+# At least MIN_OPS operations, however slow the machine (a sanitizer build
+# on a loaded machine does a third of a quiet one's in SECONDS), so that
+# the file always tests enough writes; then until SECONDS have passed.
+while {$ops < $max_ops && ([clock milliseconds] < $deadline || $ops < $min_ops)} {
   incr ops
   set t0 [clock milliseconds]
   set r [expr {rand()}]
