@@ -672,6 +672,7 @@ typedef struct rot_db {
   const char *path;
   sqlite3_int64 todo;  /* values not under the new key at the start */
   sqlite3_int64 resealed, batches;
+  int wal;  /* journal_mode is WAL (see relax_batch_durability) */
 } rot_db;
 
 static int step_done(sqlite3 *db, sqlite3_stmt *st) {
@@ -706,6 +707,61 @@ static int check_key_ids(rotation *r, rot_db *d, const keyfile *kf, const char *
   }
   free(counts);
   return result;
+}
+
+/*
+** Batch durability (docs/OPERATIONS.md, "Why the batches need not be
+** durable"). A batch that a crash loses is redone by the next run: the old
+** key stays active, so every value opens whichever batch survived. What must
+** be durable is every batch before the old key retires. So the batches
+** commit without waiting for the disk where that cannot corrupt the file,
+** and make_batches_durable syncs once before the count that lets the old key
+** retire.
+**   WAL:      synchronous=NORMAL: a commit appends to the WAL without fsync;
+**             a power loss drops the newest commits whole, never corrupts.
+**   rollback: synchronous stays FULL (NORMAL could corrupt on power loss);
+**             journal_mode=TRUNCATE spares each commit the journal's unlink
+**             and re-creation. Both settings belong to this connection only.
+*/
+static int relax_batch_durability(rot_db *d) {
+  char *mode = NULL;
+  if (tool_query_text(d->db, &mode, "PRAGMA journal_mode", (char *)NULL) != SQLITE_OK)
+    return -1;
+  d->wal = mode && strcmp(mode, "wal") == 0;
+  free(mode);
+  mode = NULL;
+  int rc = d->wal ? tool_exec(d->db, "PRAGMA synchronous = NORMAL")
+                  : tool_query_text(d->db, &mode, "PRAGMA journal_mode = TRUNCATE",
+                                    (char *)NULL);
+  free(mode);
+  return rc == SQLITE_OK ? 0 : -1;
+}
+
+/*
+** Every committed batch on disk, before anything may retire the old key.
+** In WAL mode one fsync of the WAL covers every frame committed so far
+** (SQLite's own file handle, through SQLITE_FCNTL_JOURNAL_POINTER); the
+** connection goes back to synchronous=FULL. In rollback mode each commit
+** was already synced; the journal goes back to DELETE (removing the file).
+*/
+static int make_batches_durable(rot_db *d) {
+  if (!d->wal) {
+    char *mode = NULL;
+    int rc = tool_query_text(d->db, &mode, "PRAGMA journal_mode = DELETE", (char *)NULL);
+    free(mode);
+    return rc == SQLITE_OK ? 0 : -1;
+  }
+  if (tool_exec(d->db, "PRAGMA synchronous = FULL") != SQLITE_OK) return -1;
+  sqlite3_file *wal = NULL;
+  int rc = sqlite3_file_control(d->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+  if (rc == SQLITE_OK && wal && wal->pMethods)
+    rc = wal->pMethods->xSync(wal, SQLITE_SYNC_FULL);
+  if (rc != SQLITE_OK) {
+    tool_error("%s: cannot sync the WAL before retiring the old key (%s); nothing is "
+               "retired, run oauthdb rotate again", d->path, sqlite3_errstr(rc));
+    return -1;
+  }
+  return 0;
 }
 
 /* One pass over the table by rowid ranges, a transaction per batch. */
@@ -833,7 +889,9 @@ static int rotate_one(rotation *r, rot_db *d) {
                       (char *)NULL) != SQLITE_OK)
     return -1;
   free(nkeys);
+  if (relax_batch_durability(d) != 0) return -1;
   if (reseal_all(r, d) != 0) return -1;
+  if (make_batches_durable(d) != 0) return -1;
   char resealed[32], batches[32], started[32], actor[300];
   snprintf(resealed, sizeof resealed, "%lld", (long long)d->resealed);
   snprintf(batches, sizeof batches, "%lld", (long long)d->batches);
