@@ -7,15 +7,13 @@
 **   $ oauthdb rotate app.db --batch 5000           # resumable after a crash or kill
 **   $ oauthdb rotate app.db test.db                # every database sharing the keyring
 **
-** Writing a keyring. Key material only ever goes to disk through
-** keyfile_write: a temporary file in the keyring's own directory (mkstemp:
-** O_EXCL, mode 0600), fsync, checked by keyring_load (the very parser the
-** extension uses), then renamed over the keyring (or, for a new keyring,
-** link()ed to its name, which fails rather than clobber a file that
-** appeared meanwhile), then the directory is fsynced. So a keyring on disk
-** is always a whole, valid file in one state or the next, and a failure
-** removes the temporary file. Edits keep the user's comments and layout:
-** the file's text is edited in place (in locked memory), not regenerated.
+** Reading and writing a keyring go through the core (ext/core/keyring.c,
+** keyring_write.c): keyring_load_text is the one parser of the format and
+** hands back the text with each key's status word located; keyring_write
+** installs new text atomically (temporary file, mode 0600, fsync, checked
+** by keyring_load, rename, directory fsync). Edits keep the user's comments
+** and layout: the file's text is edited in place (in locked memory), not
+** regenerated. What only the tool reads is the rotation marker line.
 **
 ** Writers take an exclusive flock() on the keyring's directory (the file
 ** itself is replaced by each write, so its inode cannot carry the lock).
@@ -79,11 +77,16 @@ typedef struct keyline {
   key_status status;
 } keyline;
 
+/*
+** The keyring as keyring_load_text parsed it (ext/core/keyring.c: the one
+** parser of the format), plus what only the tool reads: the marker line.
+*/
 struct keyfile {
   char *path;
-  unsigned char *text;  /* the file's bytes, sodium_malloc'd (locked) */
-  size_t len;
-  keyline *keys;        /* offsets and ids only: no secret, ordinary heap */
+  keyring_text file;    /* the file's bytes (locked) and each status word */
+  unsigned char *text;  /* = file.bytes */
+  size_t len;           /* = file.len */
+  keyline *keys;        /* ids, statuses and offsets: no secret, ordinary heap */
   int n;
   int has_marker;
   size_t marker_off, marker_len;  /* the marker line, newline included */
@@ -93,7 +96,7 @@ struct keyfile {
 
 void keyfile_free(keyfile *kf) {
   if (!kf) return;
-  sodium_free(kf->text);  /* zeroes the key text */
+  keyring_text_free(&kf->file);  /* zeroes the key text */
   free(kf->keys);
   free(kf->path);
   free(kf);
@@ -126,18 +129,6 @@ static uint32_t keyfile_primary(const keyfile *kf) {
   return 0;  /* keyring_load guarantees one */
 }
 
-static int is_blank(unsigned char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-/* A field: a run of bytes up to a blank or '#' (as keyring.c reads it). */
-static size_t field(const unsigned char *text, size_t *pos, size_t eol, size_t *start) {
-  size_t p = *pos;
-  while (p < eol && is_blank(text[p])) p++;
-  *start = p;
-  while (p < eol && !is_blank(text[p]) && text[p] != '#') p++;
-  *pos = p;
-  return p - *start;
-}
-
 static int parse_marker(keyfile *kf, size_t off, size_t eol) {
   char line[160];
   size_t n = eol - off;
@@ -155,103 +146,66 @@ static int parse_marker(keyfile *kf, size_t off, size_t eol) {
   return 1;
 }
 
-/* A UTF-8 byte order mark before line 1, which keyring.c allows: 3 or 0. */
-static size_t bom_len(const unsigned char *text, size_t len) {
-  return len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
-}
-
 /*
-** Find the key lines and the marker. keyring_load has already accepted the
-** file, so every non-comment line is "id key status [# comment]".
+** Find the marker among the comment lines. The key lines were parsed by
+** keyring_load_text; a comment line is one whose first non-blank byte is
+** '#', and the marker is one that starts with MARKER_PREFIX at column 0.
 */
-static int keyfile_parse(keyfile *kf) {
-  int cap = 0;
-  for (size_t i = 0; i < kf->len; i++) cap += kf->text[i] == '\n';
-  kf->keys = calloc((size_t)cap + 1, sizeof *kf->keys);
-  if (!kf->keys) return -1;
-  size_t pos = bom_len(kf->text, kf->len);
+static int find_marker(keyfile *kf) {
+  size_t pos = kf->file.body, plen = strlen(MARKER_PREFIX);
   while (pos < kf->len) {
     const unsigned char *nl = memchr(kf->text + pos, '\n', kf->len - pos);
     size_t eol = nl ? (size_t)(nl - kf->text) : kf->len;
     size_t next = nl ? eol + 1 : kf->len;
-    size_t p = pos;
-    while (p < eol && is_blank(kf->text[p])) p++;
-    if (p == eol || kf->text[p] == '#') {
-      size_t plen = strlen(MARKER_PREFIX);
-      if (eol - pos >= plen && memcmp(kf->text + pos, MARKER_PREFIX, plen) == 0) {
-        if (kf->has_marker || !parse_marker(kf, pos, eol)) return -1;
-        kf->has_marker = 1;
-        kf->marker_off = pos;
-        kf->marker_len = next - pos;
-      }
-      pos = next;
-      continue;
+    if (eol - pos >= plen && memcmp(kf->text + pos, MARKER_PREFIX, plen) == 0) {
+      if (kf->has_marker || !parse_marker(kf, pos, eol)) return -1;
+      kf->has_marker = 1;
+      kf->marker_off = pos;
+      kf->marker_len = next - pos;
     }
-    size_t f_id, f_key, f_status;
-    p = pos;
-    size_t n_id = field(kf->text, &p, eol, &f_id);
-    field(kf->text, &p, eol, &f_key);
-    size_t n_status = field(kf->text, &p, eol, &f_status);
-    if (n_id != 8 || kf->n > cap) return -1;
-    char hex[9];
-    memcpy(hex, kf->text + f_id, 8);
-    hex[8] = 0;
-    keyline *k = &kf->keys[kf->n++];
-    k->id = (uint32_t)strtoul(hex, NULL, 16);
-    k->status_off = f_status;
-    k->status_len = n_status;
-    if (n_status == 7 && memcmp(kf->text + f_status, "primary", 7) == 0) k->status = KEY_PRIMARY;
-    else if (n_status == 6 && memcmp(kf->text + f_status, "active", 6) == 0) k->status = KEY_ACTIVE;
-    else if (n_status == 7 && memcmp(kf->text + f_status, "retired", 7) == 0) k->status = KEY_RETIRED;
-    else return -1;
     pos = next;
   }
   return 0;
 }
 
 keyfile *keyfile_read(const char *path) {
+  keyfile *kf = calloc(1, sizeof *kf);
+  if (!kf || !(kf->path = strdup(path))) {
+    tool_error("out of memory");
+    keyfile_free(kf);
+    return NULL;
+  }
   char *err = NULL;
-  keyring *kr = keyring_load(path, &err);
+  keyring *kr = keyring_load_text(path, &kf->file, &err);
   if (!kr) {
     tool_error("%s", err ? err : "out of memory loading the keyring");
     free(err);
+    keyfile_free(kf);
     return NULL;
   }
-  keyfile *kf = calloc(1, sizeof *kf);
-  int fd = -1;
-  struct stat st;
-  if (!kf || !(kf->path = strdup(path))) goto oom;
-  /* Read it again as text; keyring_load's checks were on this same path. */
-  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 || fstat(fd, &st) != 0) {
-    tool_error("keyring %s: cannot read: %s", path, strerror(errno));
+  kf->text = kf->file.bytes;
+  kf->len = kf->file.len;
+  kf->keys = calloc((size_t)kr->n_keys + 1, sizeof *kf->keys);
+  if (!kf->keys) {
+    tool_error("out of memory");
     goto fail;
   }
-  kf->text = sodium_malloc((size_t)st.st_size + 1);
-  if (!kf->text) goto oom;
-  while (kf->len < (size_t)st.st_size + 1) {
-    ssize_t got = read(fd, kf->text + kf->len, (size_t)st.st_size + 1 - kf->len);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    kf->len += (size_t)got;
+  for (int i = 0; i < kr->n_keys; i++) {
+    kf->keys[i].id = kr->keys[i].id;
+    kf->keys[i].status = kr->keys[i].status;
+    kf->keys[i].status_off = kf->file.lines[i].status_off;
+    kf->keys[i].status_len = kf->file.lines[i].status_len;
   }
-  close(fd);
-  fd = -1;
-  /* What we parsed must be what keyring_load parsed: same ids, same statuses. */
-  int same = keyfile_parse(kf) == 0 && kf->len <= (size_t)st.st_size && kf->n == kr->n_keys;
-  for (int i = 0; same && i < kf->n; i++)
-    same = kr->keys[i].id == kf->keys[i].id && kr->keys[i].status == kf->keys[i].status;
-  if (!same) {
-    tool_error("keyring %s: changed while being read, or has a malformed "
-               "'" MARKER_PREFIX "...' line; try again", path);
+  kf->n = kr->n_keys;
+  if (find_marker(kf) != 0) {
+    tool_error("keyring %s: has a malformed or second '" MARKER_PREFIX "...' line; "
+               "restore the line oauthdb rotate wrote (or remove it if the rotation "
+               "is abandoned)", path);
     goto fail;
   }
   keyring_free(kr);
   return kf;
-oom:
-  tool_error("out of memory");
 fail:
-  if (fd >= 0) close(fd);
   keyring_free(kr);
   keyfile_free(kf);
   return NULL;
@@ -271,7 +225,7 @@ static unsigned char *keyfile_render(const keyfile *kf, const uint32_t *ids,
   unsigned char *out = sodium_malloc(cap);
   if (!out) return NULL;
   /* The marker goes on top, after a byte order mark (which stays first). */
-  size_t pos = bom_len(kf->text, kf->len), o = pos;
+  size_t pos = kf->file.body, o = pos;
   memcpy(out, kf->text, pos);
   if (marker) {
     memcpy(out + o, marker, strlen(marker));
@@ -317,104 +271,14 @@ static unsigned char *keyfile_render(const keyfile *kf, const uint32_t *ids,
 
 /* ---- writing, locking ---------------------------------------------------- */
 
-/* Remove temporary files a killed writer left behind (we hold the lock). */
-static void remove_stale_temps(const char *dir, const char *prefix) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-      char p[PATH_MAX];
-      if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < sizeof p) unlink(p);
-    }
-  }
-  closedir(d);
-}
-
-static int write_all(int fd, const unsigned char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-/*
-** Replace (or, with create, create) the keyring at PATH with TEXT,
-** atomically; see the top of this file. Prints why on failure.
-*/
+/* keyring_write (ext/core/keyring_write.c), saying why on failure. */
 static int keyfile_write(const char *path, const unsigned char *text, size_t len,
                          int create) {
-  char dir[PATH_MAX], base[PATH_MAX], prefix[PATH_MAX], tmp[PATH_MAX];
-  char *c1 = strdup(path), *c2 = strdup(path);
-  if (!c1 || !c2) {
-    free(c1);
-    free(c2);
-    tool_error("out of memory");
-    return -1;
-  }
-  snprintf(dir, sizeof dir, "%s", dirname(c1));
-  snprintf(base, sizeof base, "%s", basename(c2));
-  free(c1);
-  free(c2);
-  if ((size_t)snprintf(prefix, sizeof prefix, ".%s.oauthdb-tmp-", base) >= sizeof prefix ||
-      (size_t)snprintf(tmp, sizeof tmp, "%s/%sXXXXXX", dir, prefix) >= sizeof tmp) {
-    tool_error("keyring path too long: %s", path);
-    return -1;
-  }
-  remove_stale_temps(dir, prefix);
-  int fd = mkstemp(tmp);  /* O_EXCL, mode 0600 */
-  if (fd < 0) {
-    tool_error("cannot create a temporary file in %s: %s", dir, strerror(errno));
-    return -1;
-  }
-  const char *what = NULL;
-  if (fchmod(fd, 0600) != 0) what = "chmod";
-  else if (write_all(fd, text, len) != 0) what = "write";
-  else if (fsync(fd) != 0) what = "fsync";
-  int saved = errno;
-  if (close(fd) != 0 && !what) {
-    what = "close";
-    saved = errno;
-  }
-  if (what) {
-    tool_error("cannot %s %s: %s", what, tmp, strerror(saved));
-    unlink(tmp);
-    return -1;
-  }
-  /* The extension must accept what we are about to install. */
   char *err = NULL;
-  keyring *check = keyring_load(tmp, &err);
-  if (!check) {
-    tool_error("refusing to write keyring %s: the new text does not load (%s)", path,
-               err ? err : "out of memory");
-    free(err);
-    unlink(tmp);
-    return -1;
-  }
-  keyring_free(check);
-  if (create) {
-    if (link(tmp, path) != 0) {
-      saved = errno;
-      unlink(tmp);
-      tool_error("cannot create %s: %s", path, strerror(saved));
-      return -1;
-    }
-    unlink(tmp);
-  } else if (rename(tmp, path) != 0) {
-    saved = errno;
-    unlink(tmp);
-    tool_error("cannot replace %s: %s", path, strerror(saved));
-    return -1;
-  }
-  if (tool_fsync_dir(path) != 0) {
-    tool_error("cannot fsync the directory of %s: %s", path, strerror(errno));
-    return -1;
-  }
-  return 0;
+  if (keyring_write(path, text, len, create, &err) == 0) return 0;
+  tool_error("%s", err ? err : "out of memory");
+  free(err);
+  return -1;
 }
 
 /*
@@ -672,6 +536,7 @@ typedef struct rot_db {
   const char *path;
   sqlite3_int64 todo;  /* values not under the new key at the start */
   sqlite3_int64 resealed, batches;
+  int wal;  /* journal_mode is WAL (see relax_batch_durability) */
 } rot_db;
 
 static int step_done(sqlite3 *db, sqlite3_stmt *st) {
@@ -706,6 +571,61 @@ static int check_key_ids(rotation *r, rot_db *d, const keyfile *kf, const char *
   }
   free(counts);
   return result;
+}
+
+/*
+** Batch durability (docs/OPERATIONS.md, "Why the batches need not be
+** durable"). A batch that a crash loses is redone by the next run: the old
+** key stays active, so every value opens whichever batch survived. What must
+** be durable is every batch before the old key retires. So the batches
+** commit without waiting for the disk where that cannot corrupt the file,
+** and make_batches_durable syncs once before the count that lets the old key
+** retire.
+**   WAL:      synchronous=NORMAL: a commit appends to the WAL without fsync;
+**             a power loss drops the newest commits whole, never corrupts.
+**   rollback: synchronous stays FULL (NORMAL could corrupt on power loss);
+**             journal_mode=TRUNCATE spares each commit the journal's unlink
+**             and re-creation. Both settings belong to this connection only.
+*/
+static int relax_batch_durability(rot_db *d) {
+  char *mode = NULL;
+  if (tool_query_text(d->db, &mode, "PRAGMA journal_mode", (char *)NULL) != SQLITE_OK)
+    return -1;
+  d->wal = mode && strcmp(mode, "wal") == 0;
+  free(mode);
+  mode = NULL;
+  int rc = d->wal ? tool_exec(d->db, "PRAGMA synchronous = NORMAL")
+                  : tool_query_text(d->db, &mode, "PRAGMA journal_mode = TRUNCATE",
+                                    (char *)NULL);
+  free(mode);
+  return rc == SQLITE_OK ? 0 : -1;
+}
+
+/*
+** Every committed batch on disk, before anything may retire the old key.
+** In WAL mode one fsync of the WAL covers every frame committed so far
+** (SQLite's own file handle, through SQLITE_FCNTL_JOURNAL_POINTER); the
+** connection goes back to synchronous=FULL. In rollback mode each commit
+** was already synced; the journal goes back to DELETE (removing the file).
+*/
+static int make_batches_durable(rot_db *d) {
+  if (!d->wal) {
+    char *mode = NULL;
+    int rc = tool_query_text(d->db, &mode, "PRAGMA journal_mode = DELETE", (char *)NULL);
+    free(mode);
+    return rc == SQLITE_OK ? 0 : -1;
+  }
+  if (tool_exec(d->db, "PRAGMA synchronous = FULL") != SQLITE_OK) return -1;
+  sqlite3_file *wal = NULL;
+  int rc = sqlite3_file_control(d->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+  if (rc == SQLITE_OK && wal && wal->pMethods)
+    rc = wal->pMethods->xSync(wal, SQLITE_SYNC_FULL);
+  if (rc != SQLITE_OK) {
+    tool_error("%s: cannot sync the WAL before retiring the old key (%s); nothing is "
+               "retired, run oauthdb rotate again", d->path, sqlite3_errstr(rc));
+    return -1;
+  }
+  return 0;
 }
 
 /* One pass over the table by rowid ranges, a transaction per batch. */
@@ -833,7 +753,9 @@ static int rotate_one(rotation *r, rot_db *d) {
                       (char *)NULL) != SQLITE_OK)
     return -1;
   free(nkeys);
+  if (relax_batch_durability(d) != 0) return -1;
   if (reseal_all(r, d) != 0) return -1;
+  if (make_batches_durable(d) != 0) return -1;
   char resealed[32], batches[32], started[32], actor[300];
   snprintf(resealed, sizeof resealed, "%lld", (long long)d->resealed);
   snprintf(batches, sizeof batches, "%lld", (long long)d->batches);

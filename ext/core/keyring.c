@@ -244,7 +244,7 @@ static int count_key_lines(const unsigned char *buf, size_t n) {
 ** with *err set. Lines are reported 1-based, as editors number them.
 */
 static int parse(keyring_impl *kr, int room, const unsigned char *buf,
-                 size_t n, const char *path, char **err) {
+                 size_t n, const char *path, keyring_line *where, char **err) {
   keyring_key *keys = kr->pub.keys;
   unsigned char *key_bytes = (unsigned char *)(keys + room);
   int primary_line = 0;
@@ -307,6 +307,10 @@ static int parse(keyring_impl *kr, int room, const unsigned char *buf,
               line);
       return -1;
     }
+    if (where) {
+      where[kr->pub.n_keys].status_off = (size_t)(f_status - buf);
+      where[kr->pub.n_keys].status_len = n_status;
+    }
     if (!parse_status(f_status, n_status, &k->status)) {
       set_err(err, path, "line %d: unknown status (want primary, active or retired)",
               line);
@@ -340,7 +344,12 @@ static int parse(keyring_impl *kr, int room, const unsigned char *buf,
 }
 
 keyring *keyring_load(const char *path, char **err) {
+  return keyring_load_text(path, NULL, err);
+}
+
+keyring *keyring_load_text(const char *path, keyring_text *text, char **err) {
   *err = NULL;
+  if (text) memset(text, 0, sizeof *text);
   off_t size = 0;
   int fd = open_checked(path, &size, err);
   if (fd < 0) return NULL;
@@ -367,15 +376,33 @@ keyring *keyring_load(const char *path, char **err) {
     return NULL;
   }
   kr->pub.keys = kr->block;
-  int rc = parse(kr, room, buf, n, path, err);
-  sodium_free(buf);  /* zeroes the file's text */
+  keyring_line *where = text ? calloc((size_t)room, sizeof *where) : NULL;
+  int rc = text && !where ? (set_err(err, path, "out of memory"), -1)
+                          : parse(kr, room, buf, n, path, where, err);
+  if (rc != 0 || !text) {
+    sodium_free(buf);  /* zeroes the file's text */
+    free(where);
+  }
   if (rc != 0) {
     keyring_free(&kr->pub);
     return NULL;
   }
+  if (text) {
+    text->bytes = buf;
+    text->len = n;
+    text->lines = where;
+    text->body = n >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+  }
   /* Nothing writes keys after this; a stray write now faults. */
   sodium_mprotect_readonly(kr->block);
   return &kr->pub;
+}
+
+void keyring_text_free(keyring_text *text) {
+  if (!text) return;
+  sodium_free(text->bytes);  /* zeroes the key text */
+  free(text->lines);
+  memset(text, 0, sizeof *text);
 }
 
 void keyring_free(keyring *pub) {

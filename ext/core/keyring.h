@@ -38,6 +38,41 @@ typedef struct keyring {
 */
 keyring *keyring_load(const char *path, char **err);
 
+/*
+** The file's text as keyring_load_text read it, for an editor (`oauthdb
+** keygen` and `oauthdb rotate`) that rewrites status words and keeps the
+** user's comments and layout. One parser: the offsets come from the same
+** pass that loaded the keys, so what is edited is what was checked.
+*/
+typedef struct keyring_line {
+  size_t status_off, status_len;  /* the status word, in bytes[] */
+} keyring_line;
+
+typedef struct keyring_text {
+  unsigned char *bytes;  /* the whole file, sodium_malloc'd (it holds keys) */
+  size_t len;
+  size_t body;           /* 3 after a UTF-8 byte order mark, else 0 */
+  keyring_line *lines;   /* one per key, in keyring order (kr->keys[i]) */
+} keyring_text;
+
+/*
+** keyring_load, also handing back the text it parsed (TEXT NULL: exactly
+** keyring_load). On failure TEXT is zeroed. Free with keyring_text_free.
+*/
+keyring *keyring_load_text(const char *path, keyring_text *text, char **err);
+
+/* Zero and free the text; the struct is left zeroed. NULL is fine. */
+void keyring_text_free(keyring_text *text);
+
+/*
+** Replace (CREATE 0) or create (CREATE 1, never clobbering) the keyring at
+** PATH with TEXT, atomically, mode 0600, after checking that TEXT loads
+** (keyring_write.c). 0, or -1 with *err set (malloc'd; NULL when out of
+** memory); on failure the file on disk is unchanged.
+*/
+int keyring_write(const char *path, const unsigned char *text, size_t len, int create,
+                  char **err);
+
 /* Zero and free. NULL is fine. */
 void keyring_free(keyring *kr);
 
