@@ -58,6 +58,7 @@ void _PG_init(void) {
       "A regular file owned by the server's user, mode 0600. Only a "
       "superuser can set it.",
       &keyring_setting, "", PGC_SUSET, 0, NULL, NULL, NULL);
+  session_define_settings();
   MarkGUCPrefixReserved("oauthdb");
   on_proc_exit(zero_keyring_at_exit, (Datum)0);
 }
