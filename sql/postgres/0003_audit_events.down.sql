@@ -7,6 +7,7 @@ DROP TRIGGER users_audit_deleted ON users;
 DROP TRIGGER user_providers_audit_linked ON user_providers;
 DROP TRIGGER user_providers_audit_active ON user_providers;
 DROP TRIGGER user_providers_audit_deleted ON user_providers;
+DROP FUNCTION oauthdb_purge(bigint);
 DROP FUNCTION users_audit();
 DROP FUNCTION user_providers_audit();
 DROP FUNCTION oauthdb_unix(timestamptz);

@@ -115,6 +115,58 @@ CREATE TRIGGER user_providers_audit_active AFTER UPDATE OF is_active, unlinked_a
 CREATE TRIGGER user_providers_audit_deleted AFTER DELETE ON user_providers
   FOR EACH ROW WHEN (OLD.is_active) EXECUTE FUNCTION user_providers_audit();
 
+-- oauthdb_purge(older_than_seconds): the one way rows leave auth_audit_log,
+-- as in SQLite (docs/SQL.md): deletes the audit rows with timestamp before
+-- the cutoff (now() in whole seconds minus older_than_seconds) and the
+-- sessions that died before it, records a retention.run row, and returns
+-- that row's details as text.  To get past auth_audit_log_no_delete it
+-- disables that trigger, deletes, and enables it again, all in the caller's
+-- transaction: ALTER TABLE holds an ACCESS EXCLUSIVE lock on auth_audit_log
+-- until the transaction ends, so no other session ever sees the log without
+-- its trigger (writers of audit rows wait for the purge), and any error
+-- rolls the trigger back with everything else.  SECURITY DEFINER (the
+-- table's owner may alter it); nobody but the owner may call it until a
+-- GRANT says otherwise.
+CREATE FUNCTION oauthdb_purge(older_than_seconds bigint) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS $$
+DECLARE
+  now_unix bigint := floor(extract(epoch FROM now()))::bigint;
+  cutoff bigint;
+  n_audit bigint;
+  n_sessions bigint;
+  details text;
+BEGIN
+  IF older_than_seconds IS NULL OR older_than_seconds < 0
+     OR older_than_seconds > 253402300799 THEN
+    RAISE EXCEPTION 'oauthdb_purge: older_than_seconds must be an integer from 0 to 253402300799 (90 days: 90 * 86400)'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  cutoff := now_unix - older_than_seconds;
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                  WHERE tgrelid = 'auth_audit_log'::regclass
+                    AND tgname = 'auth_audit_log_no_delete' AND tgenabled = 'O') THEN
+    RAISE EXCEPTION 'oauthdb_purge: trigger auth_audit_log_no_delete is missing, so auth_audit_log is not append-only; refusing to purge (check the schema with SELECT * FROM schema_migrations, and restore the trigger)'
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  ALTER TABLE auth_audit_log DISABLE TRIGGER auth_audit_log_no_delete;
+  DELETE FROM auth_audit_log WHERE timestamp < to_timestamp(cutoff);
+  GET DIAGNOSTICS n_audit = ROW_COUNT;
+  ALTER TABLE auth_audit_log ENABLE TRIGGER auth_audit_log_no_delete;
+  -- A session dies at the first of revoked_at, expires_at and its idle
+  -- deadline (session_valid's rule).
+  DELETE FROM user_sessions
+   WHERE least(coalesce(revoked_at, expires_at), expires_at,
+               last_used + idle_timeout * interval '1 second') < to_timestamp(cutoff);
+  GET DIAGNOSTICS n_sessions = ROW_COUNT;
+  details := format('{"audit_rows":%s,"sessions":%s,"cutoff":%s,"older_than":%s}',
+                    n_audit, n_sessions, cutoff, older_than_seconds);
+  INSERT INTO auth_audit_log (user_id, action, details)
+  VALUES (NULL, 'retention.run', details::jsonb);
+  RETURN details;
+END
+$$;
+
 -- search_path pinned per function to this schema, then pg_temp (last, so a
 -- temporary table cannot stand in for auth_audit_log or users).
 DO $$
@@ -122,7 +174,8 @@ DECLARE
   f text;
 BEGIN
   FOREACH f IN ARRAY ARRAY['oauthdb_audit_replaying(oid)', 'oauthdb_unix(timestamptz)',
-                           'users_audit()', 'user_providers_audit()'] LOOP
+                           'users_audit()', 'user_providers_audit()',
+                           'oauthdb_purge(bigint)'] LOOP
     EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
   END LOOP;
 END
@@ -130,6 +183,6 @@ $$;
 
 -- Nothing PUBLIC: the triggers call these as the writer of the row.
 REVOKE ALL ON FUNCTION oauthdb_audit_replaying(oid), oauthdb_unix(timestamptz),
-  users_audit(), user_providers_audit() FROM PUBLIC;
+  users_audit(), user_providers_audit(), oauthdb_purge(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oauthdb_audit_replaying(oid), oauthdb_unix(timestamptz),
   users_audit(), user_providers_audit() TO oauthdb_app;
