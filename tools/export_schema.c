@@ -152,6 +152,9 @@ int target_begin(exporter *ex) {
   PGresult *r = pg_exec(ex, "BEGIN",
                         "SET temp_buffers = '128MB'; "
                         "BEGIN; SET LOCAL client_min_messages = warning; "
+                        /* the audit triggers of migration 0003 record
+                           no event for rows this replays */
+                        "SET LOCAL oauthdb.replaying = 'on'; "
                         "SELECT pg_advisory_xact_lock(" EXPORT_LOCK_KEY ")");
   if (!r) return -1;
   PQclear(r);

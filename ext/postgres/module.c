@@ -41,6 +41,7 @@ PG_MODULE_MAGIC;
 void _PG_init(void);
 
 static char *keyring_setting = NULL;
+static bool replaying_setting = false;
 static keyring_file backend_keyring;
 
 static void zero_keyring_at_exit(int code, Datum arg) {
@@ -58,6 +59,18 @@ void _PG_init(void) {
       "A regular file owned by the server's user, mode 0600. Only a "
       "superuser can set it.",
       &keyring_setting, "", PGC_SUSET, 0, NULL, NULL, NULL);
+  session_define_settings();
+  /*
+  ** Declared so that oauthdb-export's SET LOCAL oauthdb.replaying works
+  ** where this library is loaded too (the prefix is reserved below).
+  ** Migration 0003's audit triggers read it, and honour it only for the
+  ** tables' owner (sql/postgres/0003_audit_events.up.sql).
+  */
+  DefineCustomBoolVariable(
+      "oauthdb.replaying",
+      "Set (SET LOCAL) by oauthdb-export while it replays rows: the audit "
+      "triggers record no event for them.",
+      NULL, &replaying_setting, false, PGC_USERSET, 0, NULL, NULL, NULL);
   MarkGUCPrefixReserved("oauthdb");
   on_proc_exit(zero_keyring_at_exit, (Datum)0);
 }

@@ -73,6 +73,33 @@ CREATE FUNCTION @extschema@.oauthdb_keys(OUT key_id text, OUT status text,
   RETURNS SETOF record AS 'MODULE_PATHNAME', 'oauthdb_keys'
   LANGUAGE C STABLE PARALLEL SAFE;
 
+-- Sessions (session.c; docs/POSTGRES.md "Sessions"): over the tables of
+-- this extension's schema, as the caller (oauthdb_app's own privileges on
+-- user_sessions and auth_audit_log). session_valid only reads: STABLE.
+CREATE FUNCTION @extschema@.session_create(user_id uuid, ttl bigint DEFAULT NULL,
+                                           ip_address text DEFAULT NULL,
+                                           user_agent text DEFAULT NULL)
+  RETURNS text AS 'MODULE_PATHNAME', 'session_create_pg'
+  LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.session_valid(token text)
+  RETURNS uuid AS 'MODULE_PATHNAME', 'session_valid_pg'
+  LANGUAGE C STABLE;
+CREATE FUNCTION @extschema@.session_touch(token text)
+  RETURNS integer AS 'MODULE_PATHNAME', 'session_touch_pg'
+  LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.session_revoke(token text, reason text DEFAULT NULL)
+  RETURNS integer AS 'MODULE_PATHNAME', 'session_revoke_pg'
+  LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.session_revoke_id(session_id uuid, reason text DEFAULT NULL)
+  RETURNS integer AS 'MODULE_PATHNAME', 'session_revoke_id_pg'
+  LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.session_revoke_user(user_id uuid, reason text DEFAULT NULL)
+  RETURNS bigint AS 'MODULE_PATHNAME', 'session_revoke_user_pg'
+  LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.session_rotate(token text)
+  RETURNS text AS 'MODULE_PATHNAME', 'session_rotate_pg'
+  LANGUAGE C VOLATILE;
+
 -- SELECT * FROM oauthdb_keys, as in SQLite. security_invoker: the caller
 -- needs EXECUTE on the function, not the view owner's.
 CREATE VIEW @extschema@.oauthdb_keys WITH (security_invoker = true) AS
@@ -92,6 +119,10 @@ REVOKE ALL ON FUNCTION
   @extschema@.token_fingerprint(text), @extschema@.token_fingerprint(bytea),
   @extschema@.password_hash(text), @extschema@.password_verify(text, text),
   @extschema@.uuid7(), @extschema@.scope_has(text, text),
+  @extschema@.session_create(uuid, bigint, text, text), @extschema@.session_valid(text),
+  @extschema@.session_touch(text), @extschema@.session_revoke(text, text),
+  @extschema@.session_revoke_id(uuid, text), @extschema@.session_revoke_user(uuid, text),
+  @extschema@.session_rotate(text),
   @extschema@.oauthdb_keys()
   FROM PUBLIC;
 REVOKE ALL ON @extschema@.oauthdb_keys FROM PUBLIC;
@@ -115,7 +146,7 @@ $$;
 GRANT USAGE ON SCHEMA @extschema@ TO oauthdb_app, oauthdb_readonly, oauthdb_auditor;
 
 -- oauthdb_app: the application. Seals, opens, reseals, hashes and checks
--- passwords.
+-- passwords, and keeps sessions.
 GRANT EXECUTE ON FUNCTION
   @extschema@.token_seal(text, text), @extschema@.token_seal(bytea, text),
   @extschema@.token_seal(text, bytea), @extschema@.token_seal(bytea, bytea),
@@ -126,6 +157,10 @@ GRANT EXECUTE ON FUNCTION
   @extschema@.token_fingerprint(text), @extschema@.token_fingerprint(bytea),
   @extschema@.password_hash(text), @extschema@.password_verify(text, text),
   @extschema@.uuid7(), @extschema@.scope_has(text, text),
+  @extschema@.session_create(uuid, bigint, text, text), @extschema@.session_valid(text),
+  @extschema@.session_touch(text), @extschema@.session_revoke(text, text),
+  @extschema@.session_revoke_id(uuid, text), @extschema@.session_revoke_user(uuid, text),
+  @extschema@.session_rotate(text),
   @extschema@.oauthdb_keys()
   TO oauthdb_app;
 GRANT SELECT ON @extschema@.oauthdb_keys TO oauthdb_app;

@@ -28,4 +28,7 @@ const char *oauthdb_keyring_path(void);
   ereport(ERROR, (errcode(code), errmsg(__VA_ARGS__), errhidestmt(true), \
                   errhidecontext(true)))
 
+/* session.c: oauthdb.session_* and oauthdb.clock, from _PG_init. */
+void session_define_settings(void);
+
 #endif /* OAUTHDB_PG_H */

@@ -50,35 +50,11 @@
 #include <time.h>
 #include "audit.h"
 #include "oauthdb.h"
+#include "session_token.h"
 
 SQLITE_EXTENSION_INIT3
 
-/*
-** Defaults. Idle: 30 minutes, the upper end of OWASP's range for ordinary
-** web applications. Absolute: 24 hours, so a stolen token is worth a day at
-** most even if it is kept busy; a session reaches the user's mail and
-** calendar through the stored OAuth tokens. An application that wants
-** "remember me" passes a longer ttl to session_create (and a longer idle
-** timeout through oauthdb_config).
-*/
-#define SESSION_DEFAULT_IDLE 1800
-#define SESSION_DEFAULT_ABSOLUTE 86400
-/*
-** Upper bound of a ttl or timeout: 400 days, as browsers cap cookie
-** lifetimes. Mostly it catches milliseconds passed for seconds.
-*/
-#define SESSION_MAX_SECONDS (400 * 86400)
-/* The schema's timestamp range: up to 9999-12-31T23:59:59Z. */
-#define SESSION_MAX_TIME 253402300799LL
-/* Longest revocation reason: a label, not a story. */
-#define SESSION_MAX_REASON 200
-/* Longest client IP address and user agent session_create records. */
-#define SESSION_MAX_IP 64
-#define SESSION_MAX_USER_AGENT 1024
-
-#define TOKEN_BYTES 32
-#define TOKEN_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
-#define TOKEN_TEXT_LEN 43 /* sodium_base64_ENCODED_LEN(32, ...) - 1 */
+#define TOKEN_TEXT_LEN SESSION_TOKEN_TEXT_LEN
 
 #define LIVE_SESSION_WHERE                                                  \
   " s.revoked_at IS NULL AND s.expires_at > ?2"                             \
@@ -208,9 +184,7 @@ static int stmt_finish(sqlite3_context *ctx, oauthdb_conn *conn,
 static int token_hash_of(sqlite3_value *v, unsigned char hash[32]) {
   if (sqlite3_value_type(v) != SQLITE_TEXT) return 0;
   const unsigned char *t = sqlite3_value_text(v);
-  if (!t || sqlite3_value_bytes(v) != TOKEN_TEXT_LEN) return 0;
-  crypto_hash_sha256(hash, t, TOKEN_TEXT_LEN);
-  return 1;
+  return session_token_hash(t, (size_t)sqlite3_value_bytes(v), hash);
 }
 
 /*
@@ -255,7 +229,7 @@ static int reason_arg(sqlite3_context *ctx, int argc, sqlite3_value **argv,
     return 0;
   }
   if (sqlite3_value_bytes(argv[i]) > SESSION_MAX_REASON) {
-    fn_error(ctx, "%s: reason is longer than %d bytes", fn, SESSION_MAX_REASON);
+    fn_error(ctx, SESSION_MSG_REASON_TOO_LONG, fn, SESSION_MAX_REASON);
     return 0;
   }
   return 1;
@@ -300,20 +274,15 @@ static int client_arg(sqlite3_context *ctx, int argc, sqlite3_value **argv,
     return 0;
   }
   if (sqlite3_value_bytes(argv[i]) > max) {
-    fn_error(ctx, "session_create: %s is longer than %d bytes", name, max);
+    fn_error(ctx, SESSION_MSG_CLIENT_TOO_LONG, name, max);
     return 0;
   }
   return 1;
 }
 
-/* A new session token (base64url of 32 random bytes) and its SHA-256. */
 static void new_token(char token[TOKEN_TEXT_LEN + 1],
                       unsigned char hash[crypto_hash_sha256_BYTES]) {
-  unsigned char raw[TOKEN_BYTES];
-  randombytes_buf(raw, sizeof raw);
-  sodium_bin2base64(token, TOKEN_TEXT_LEN + 1, raw, sizeof raw, TOKEN_VARIANT);
-  sodium_memzero(raw, sizeof raw);
-  crypto_hash_sha256(hash, (const unsigned char *)token, TOKEN_TEXT_LEN);
+  session_token_new(token, hash);
 }
 
 /* ---- session_create(user_id [, ttl [, ip_address [, user_agent]]]) ---- */
@@ -333,10 +302,9 @@ static void explain_no_user(sqlite3_context *ctx, oauthdb_conn *conn,
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW)
-    fn_error(ctx, "session_create: user %s is inactive (users.is_active = 0)",
-             user_id);
+    fn_error(ctx, SESSION_MSG_INACTIVE, user_id);
   else if (rc == SQLITE_DONE)
-    fn_error(ctx, "session_create: no user with id '%s'", user_id);
+    fn_error(ctx, SESSION_MSG_NO_USER, user_id);
   else
     db_error(ctx, conn, "session_create");
   sqlite3_finalize(st);
@@ -363,8 +331,7 @@ static void session_create_fn(sqlite3_context *ctx, int argc,
     ttl = sqlite3_value_int64(argv[1]);
     if (!is_integer(argv[1]) || ttl < 1 ||
         ttl > SESSION_MAX_SECONDS) {
-      fn_error(ctx, "session_create: ttl must be a whole number of seconds "
-                    "from 1 to %d (400 days)", SESSION_MAX_SECONDS);
+      fn_error(ctx, SESSION_MSG_TTL, SESSION_MAX_SECONDS);
       return;
     }
   }
@@ -374,7 +341,7 @@ static void session_create_fn(sqlite3_context *ctx, int argc,
     return;
   int64_t now = conn_now(conn);
   if (now + ttl > SESSION_MAX_TIME) {
-    fn_error(ctx, "session_create: the session would expire after 9999");
+    fn_error(ctx, SESSION_MSG_TOO_LATE);
     return;
   }
   sqlite3_stmt *st = cached_stmt(ctx, conn, STMT_SESSION_INSERT,
