@@ -34,7 +34,8 @@
   "t.expires_at - ?2 FROM oauth_tokens AS t NOT INDEXED "                    \
   "JOIN user_providers AS p ON p.id = t.user_provider_id "                   \
   "WHERE t.is_active = 1 AND t.refresh_token IS NOT NULL "                   \
-  "AND t.expires_at IS NOT NULL AND t.expires_at <= ?2 + ?1 "                \
+  "AND t.expires_at IS NOT NULL AND t.reconsent_required_at IS NULL "        \
+  "AND t.expires_at <= ?2 + ?1 "                                             \
   "ORDER BY t.expires_at"
 
 /* Run ST once; the rows' digest goes to DIGEST (for comparing answers). */

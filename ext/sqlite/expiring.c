@@ -49,7 +49,8 @@ enum {
   "t.expires_at FROM main.oauth_tokens AS t "                                \
   "JOIN main.user_providers AS p ON p.id = t.user_provider_id "              \
   "WHERE t.is_active = 1 AND t.refresh_token IS NOT NULL "                   \
-  "AND t.expires_at IS NOT NULL AND t.expires_at <= ?1 "                     \
+  "AND t.expires_at IS NOT NULL AND t.reconsent_required_at IS NULL "        \
+  "AND t.expires_at <= ?1 "                                                  \
   "ORDER BY t.expires_at"
 
 #define EXPIRING_NEEDS_ARG                                                   \

@@ -19,6 +19,7 @@ SQLITE_EXTENSION_INIT1
 const oauthdb_function_set *const oauthdb_function_sets[] = {
     &migrate_functions_set, &token_functions_set,    &session_functions_set,
     &password_functions_set, &uuid7_functions_set,   &retention_functions_set,
+    &refresh_functions_set,
     NULL,
 };
 
@@ -38,6 +39,7 @@ static const struct {
     {"uuid7", uuid7_register},
     {"vault", vault_register},
     {"expiring", expiring_register},
+    {"refresh", refresh_register},
     {"keys", keys_register},
     {"retention", retention_register},
     {"scope", scope_register},

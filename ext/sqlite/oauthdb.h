@@ -62,6 +62,7 @@ struct oauthdb_conn {
   int64_t session_absolute_timeout;
   int in_retention;               /* set while oauthdb_purge deletes */
   int guard_connected;            /* conn.c: the cache's owner is live */
+  int64_t refresh_max_failures;   /* refresh.c: 0 = the default */
   int64_t clock_override;         /* session.c: unix seconds, 0 = real time (tests) */
   uuid7_state uuid7;              /* uuid7.c: ids of this connection increase */
 };
@@ -106,7 +107,9 @@ typedef struct oauthdb_function_set {
   const oauthdb_function_set table##_set = {table, (int)(sizeof table / sizeof table[0])}
 extern const oauthdb_function_set token_functions_set, session_functions_set,
     password_functions_set, uuid7_functions_set, migrate_functions_set,
-    retention_functions_set;
+    retention_functions_set, refresh_functions_set;
+/* refresh.c: the failure limit in force (oauthdb_config). */
+int64_t refresh_max_failures(const oauthdb_conn *conn);
 extern const oauthdb_function_set *const oauthdb_function_sets[];
 
 /*
@@ -162,5 +165,6 @@ int expiring_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 int keys_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 int retention_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 int scope_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
+int refresh_register(sqlite3 *db, oauthdb_conn *conn, char **pzErr);
 
 #endif /* OAUTHDB_H */

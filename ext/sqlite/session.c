@@ -698,11 +698,14 @@ typedef struct config_setting {
 static int64_t *idle_field(oauthdb_conn *c) { return &c->session_idle_timeout; }
 static int64_t *absolute_field(oauthdb_conn *c) { return &c->session_absolute_timeout; }
 static int64_t *clock_field(oauthdb_conn *c) { return &c->clock_override; }
+static int64_t *refresh_failures_field(oauthdb_conn *c) { return &c->refresh_max_failures; }
 
 static const config_setting config_settings[] = {
     {"session_idle_timeout", SESSION_MAX_SECONDS, idle_field, idle_timeout},
     {"session_absolute_timeout", SESSION_MAX_SECONDS, absolute_field,
      absolute_timeout},
+    /* refresh.c: consecutive failures before a link needs re-consent. */
+    {"refresh_max_failures", 1000, refresh_failures_field, refresh_max_failures},
     /* For tests: expiry without sleeping. 0 returns to the real clock. */
     {"clock", SESSION_MAX_TIME, clock_field, conn_now},
 };
@@ -721,7 +724,8 @@ static void oauthdb_config_fn(sqlite3_context *ctx, int argc,
     if (strcmp(name, config_settings[i].name) == 0) s = &config_settings[i];
   if (!s) {
     fn_error(ctx, "oauthdb_config: unknown setting '%s' (known: "
-                  "session_idle_timeout, session_absolute_timeout, clock)",
+                  "session_idle_timeout, session_absolute_timeout, "
+                  "refresh_max_failures, clock)",
              name ? name : "NULL");
     return;
   }

@@ -14,8 +14,10 @@
 **    WHERE id = :id;                              -- logs the refresh
 **   DELETE FROM oauth_token_vault WHERE id = :id;
 **
-** An eponymous table (no CREATE VIRTUAL TABLE) with exactly the columns of
-** oauth_tokens. Reads open access_token, refresh_token and id_token with
+** An eponymous table (no CREATE VIRTUAL TABLE) with the columns of
+** oauth_tokens but the refresh workers' lease and failure bookkeeping
+** (refresh_claim ... reconsent_required_at), which only refresh.c writes
+** and which a vault write leaves as it is. Reads open access_token, refresh_token and id_token with
 ** associated data `oauth_tokens.<column>:<id>` (docs/FORMAT.md); writes seal them with
 ** the keyring's primary key and write main.oauth_tokens, inside the caller's
 ** statement and transaction, so only sealed bytes reach the file. A value

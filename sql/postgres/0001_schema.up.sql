@@ -210,6 +210,20 @@ CREATE TABLE oauth_tokens (
   revoked_at        timestamptz,
   created_at        timestamptz NOT NULL DEFAULT now(),
   updated_at        timestamptz NOT NULL DEFAULT now(),
+  -- A refresh worker's lease and the failure count (docs/POSTGRES.md
+  -- "Refresh workers"); as in SQLite.
+  refresh_claim     text
+                    CONSTRAINT oauth_tokens_refresh_claim_uuid CHECK (length(refresh_claim) = 36),
+  refresh_claimed_by text
+                    CONSTRAINT oauth_tokens_refresh_claimed_by_label
+                    CHECK (length(refresh_claimed_by) BETWEEN 1 AND 200),
+  refresh_claimed_until timestamptz,
+  refresh_failures  integer     NOT NULL DEFAULT 0
+                    CONSTRAINT oauth_tokens_refresh_failures_count CHECK (refresh_failures >= 0),
+  reconsent_required_at timestamptz,
+  CONSTRAINT oauth_tokens_refresh_claim_lease
+  CHECK ((refresh_claim IS NULL) = (refresh_claimed_until IS NULL)
+         AND (refresh_claimed_by IS NULL OR refresh_claim IS NOT NULL)),
   CONSTRAINT oauth_tokens_api_key_no_refresh
   CHECK (credential_kind = 'oauth2'
          OR (refresh_token IS NULL AND expires_at IS NULL
@@ -294,7 +308,8 @@ CREATE INDEX user_providers_user ON user_providers (user_id, provider);
 CREATE UNIQUE INDEX oauth_tokens_one_active ON oauth_tokens (user_provider_id) WHERE is_active;
 CREATE INDEX oauth_tokens_user_provider ON oauth_tokens (user_provider_id);
 CREATE INDEX oauth_tokens_expiring ON oauth_tokens (expires_at)
-  WHERE is_active AND refresh_token IS NOT NULL AND expires_at IS NOT NULL;
+  WHERE is_active AND refresh_token IS NOT NULL AND expires_at IS NOT NULL
+    AND reconsent_required_at IS NULL;
 
 CREATE INDEX token_refresh_log_token ON token_refresh_log (token_id, created_at, id);
 
@@ -387,7 +402,9 @@ GRANT SELECT (id, user_id, created_at, last_used, expires_at, idle_timeout,
               revoked_at, revoked_reason, ip_address, user_agent)
    ON user_sessions TO oauthdb_readonly;
 GRANT SELECT (id, user_provider_id, credential_kind, token_type, scope, expires_at,
-              last_used, metadata, is_active, revoked_at, created_at, updated_at)
+              last_used, metadata, is_active, revoked_at, created_at, updated_at,
+              refresh_claim, refresh_claimed_by, refresh_claimed_until,
+              refresh_failures, reconsent_required_at)
    ON oauth_tokens TO oauthdb_readonly;
 GRANT SELECT
    ON user_preferences, service_configs, user_providers, token_refresh_log,

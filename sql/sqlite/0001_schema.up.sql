@@ -234,6 +234,28 @@ CREATE TABLE oauth_tokens (
                     CONSTRAINT oauth_tokens_created_at_seconds CHECK (created_at BETWEEN 0 AND 253402300799),
   updated_at        INTEGER NOT NULL DEFAULT (unixepoch())
                     CONSTRAINT oauth_tokens_updated_at_seconds CHECK (updated_at BETWEEN 0 AND 253402300799),
+  -- A refresh worker's lease (token_claim_refresh, docs/SQL.md "Refresh
+  -- workers"): the claim's id, the worker's label, and until when it holds
+  -- the token.  Only the claim functions write these.
+  refresh_claim     TEXT
+                    CONSTRAINT oauth_tokens_refresh_claim_uuid CHECK (length(refresh_claim) = 36),
+  refresh_claimed_by TEXT
+                    CONSTRAINT oauth_tokens_refresh_claimed_by_label
+                    CHECK (length(refresh_claimed_by) BETWEEN 1 AND 200),
+  refresh_claimed_until INTEGER
+                    CONSTRAINT oauth_tokens_refresh_claimed_until_seconds
+                    CHECK (refresh_claimed_until BETWEEN 0 AND 253402300799),
+  -- Failed refreshes since the last success (token_refresh_failed).
+  refresh_failures  INTEGER NOT NULL DEFAULT 0
+                    CONSTRAINT oauth_tokens_refresh_failures_count CHECK (refresh_failures >= 0),
+  -- When refreshing was given up (invalid_grant or too many failures): the
+  -- link needs the user to connect again; tokens_expiring no longer lists it.
+  reconsent_required_at INTEGER
+                    CONSTRAINT oauth_tokens_reconsent_required_at_seconds
+                    CHECK (reconsent_required_at BETWEEN 0 AND 253402300799),
+  CONSTRAINT oauth_tokens_refresh_claim_lease
+  CHECK ((refresh_claim IS NULL) = (refresh_claimed_until IS NULL)
+         AND (refresh_claimed_by IS NULL OR refresh_claim IS NOT NULL)),
   -- An API key (Motion) is neither refreshed nor expires, and is no OAuth
   -- token response: no token_type, no id_token.
   CONSTRAINT oauth_tokens_api_key_no_refresh
@@ -350,10 +372,12 @@ CREATE UNIQUE INDEX oauth_tokens_one_active ON oauth_tokens (user_provider_id) W
 -- Every token of a link; the child side of user_providers ON DELETE CASCADE
 -- (a partial index cannot serve a foreign-key lookup).
 CREATE INDEX oauth_tokens_user_provider ON oauth_tokens (user_provider_id);
--- Tokens expiring soon (tokens_expiring): the query must repeat this WHERE
--- clause term for term and add expires_at <= ?.
+-- Tokens expiring soon (tokens_expiring, token_claim_refresh): the query
+-- must repeat this WHERE clause term for term and add expires_at <= ?.
+-- A token that needs re-consent is left out: no worker retries it.
 CREATE INDEX oauth_tokens_expiring ON oauth_tokens (expires_at)
-  WHERE is_active = 1 AND refresh_token IS NOT NULL AND expires_at IS NOT NULL;
+  WHERE is_active = 1 AND refresh_token IS NOT NULL AND expires_at IS NOT NULL
+    AND reconsent_required_at IS NULL;
 
 -- Refresh history of a token, newest last; also oauth_tokens ON DELETE SET NULL.
 CREATE INDEX token_refresh_log_token ON token_refresh_log (token_id, created_at, id);
