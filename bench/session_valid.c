@@ -38,7 +38,7 @@
 #define N_CALLS 1000000
 #define TOKEN_LEN 43
 
-/* The same liveness rule as ext/session.c, written out by hand. */
+/* The same liveness rule as ext/sqlite/session.c, written out by hand. */
 static const char raw_sql[] =
     "SELECT s.user_id FROM user_sessions AS s JOIN users AS u ON u.id = s.user_id"
     " WHERE s.token_hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2"

@@ -4,7 +4,7 @@
 **   build/test/seal_vectors docs/FORMAT.md      # prints "ok N vectors"
 **
 ** The extension seals with a random nonce, so SQL cannot reproduce a
-** vector; this calls seal_with_nonce (ext/seal.h) with each ```vector
+** vector; this calls seal_with_nonce (ext/core/seal.h) with each ```vector
 ** block's key, nonce, plaintext and AD and compares the result with the
 ** block's sealed hex, then checks seal_key_id and that seal_open refuses
 ** the value without a keyring that holds its key. test/seal.test runs it;

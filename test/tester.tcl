@@ -45,7 +45,7 @@ proc forcedelete {args} {
 }
 
 # Statements still prepared on HANDLE, other than the extension's own cache
-# (which the extension finalizes at close: see ext/conn.c) and this probe.
+# (which the extension finalizes at close: see ext/sqlite/conn.c) and this probe.
 proc open_statements {{handle db}} {
   $handle cache flush
   $handle eval {

@@ -362,7 +362,7 @@ static int check_secrets(exporter *ex, ex_table *t, const char *qt, const char *
                          const char *plan, const char *writes) {
   if (!t->has_sealed || ex->secrets == SECRETS_OMIT) return 0;
   char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
-  /* a sealed value's key id: header bytes 2..5 (ext/seal.h) */
+  /* a sealed value's key id: header bytes 2..5 (ext/core/seal.h) */
   ex_buf other = {0, 0, 0}, new_ids = {0, 0, 0};
   buf_printf(&other, "false");
   buf_printf(&new_ids, "NULL::text");

@@ -707,7 +707,7 @@ static int count_left(rotation *r, rot_db *d, sqlite3_int64 *left, sqlite3_int64
 
 /*
 ** A connection compares its keyring file with the one it loaded at most
-** once a second (ext/tokens.c, keyring_current), so until a little over a
+** once a second (ext/sqlite/connection_keyring.c), so until a little over a
 ** second after the new primary was written, an application may still seal
 ** with the old key. The count that lets the old key retire comes after
 ** that; a value sealed in the gap is found by it and resealed.

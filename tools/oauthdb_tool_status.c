@@ -38,7 +38,7 @@ static const char status_help[] =
     "Exit: 0 done, 1 failed, 2 usage, 3 refused (not an oauthdb database); 1\n"
     "also when the keyring does not load.\n";
 
-/* The rule of session_valid (ext/session.c), at the real clock. */
+/* The rule of session_valid (ext/sqlite/session.c), at the real clock. */
 static const char sessions_alive_sql[] =
     "SELECT count(*) FROM user_sessions AS s JOIN users AS u ON u.id = s.user_id"
     " WHERE s.revoked_at IS NULL AND s.expires_at > unixepoch()"

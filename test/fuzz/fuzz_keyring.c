@@ -1,5 +1,5 @@
 /*
-** fuzz_keyring: keyring file text -> keyring_load (ext/keyring.h).
+** fuzz_keyring: keyring file text -> keyring_load (ext/core/keyring.h).
 **
 ** The input is the whole file. It is written to a 0600 file in a private
 ** temp directory (fuzz_util.c), never into the corpus, and loaded as a

@@ -1,7 +1,7 @@
 /*
 ** fuzz_migrations: a schema_migrations table from the input, then
 ** oauthdb_schema_version(), oauthdb_migrations and oauthdb_migrate()
-** (ext/migrate.c), which must never crash and must accept the table only
+** (ext/sqlite/migrate.c), which must never crash and must accept the table only
 ** when it is exactly what this build embedded.
 **
 ** The input is text, so seeds read like the table they make:
@@ -55,7 +55,7 @@ static int newest;
 
 static const char *const shapes[] = {
     /* 0 */ "",
-    /* 1: as ext/migrate.c creates it */
+    /* 1: as ext/sqlite/migrate.c creates it */
     "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY CHECK (version > 0),"
     " name TEXT NOT NULL, checksum TEXT NOT NULL CHECK (length(checksum) = 64),"
     " applied_at INTEGER NOT NULL DEFAULT (unixepoch())) STRICT",

@@ -1,5 +1,5 @@
 /*
-** fuzz_seal_open: sealed values and associated data -> seal_open (ext/seal.h).
+** fuzz_seal_open: sealed values and associated data -> seal_open (ext/core/seal.h).
 **
 ** Input layout:
 **

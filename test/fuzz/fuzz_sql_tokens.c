@@ -2,7 +2,7 @@
 ** fuzz_sql_tokens: the token functions from SQL, fed outside bytes.
 **
 ** The extension's objects are linked in and registered with
-** sqlite3_auto_extension, so this is the real SQL surface of ext/tokens.c
+** sqlite3_auto_extension, so this is the real SQL surface of ext/sqlite/tokens.c
 ** over one in-memory connection whose keyring is the FORMAT.md vector keys.
 **
 ** Input layout:
@@ -16,7 +16,7 @@
 **
 ** Each input goes through token_key_id, token_open, token_reseal,
 ** token_fingerprint and token_seal followed by token_open. Results are
-** checked against the C functions of ext/seal.h called directly; a failed
+** checked against the C functions of ext/core/seal.h called directly; a failed
 ** open or reseal must give the same message when the AD's bytes and
 ** everything of the value after its 6 header bytes are replaced by others
 ** of the same length: messages may name structure, never data (docs/SQL.md,
@@ -37,7 +37,7 @@
 int sqlite3_oauthdb_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi);
 
 static sqlite3 *db;
-static keyring *ref;   /* the same keyring, for calling ext/seal.h directly */
+static keyring *ref;   /* the same keyring, for calling ext/core/seal.h directly */
 
 enum { Q_KEY_ID, Q_OPEN1, Q_OPEN2, Q_RESEAL1, Q_RESEAL2, Q_FP, Q_SEAL1, Q_SEAL2, Q_COUNT };
 static const char *const query_sql[Q_COUNT] = {

@@ -130,7 +130,7 @@ const uint8_t *fuzz_take(fuzz_in *in, size_t len, size_t *got) {
 
 /*
 ** Deliberately the plainest decoder: one byte at a time, every rule spelled
-** out, so that it can judge the word-at-a-time code in ext/tokens.c.
+** out, so that it can judge the word-at-a-time code in ext/core/seal_message.c (plaintext_is_text).
 */
 int fuzz_is_text(const uint8_t *s, size_t n) {
   size_t i = 0;
