@@ -60,6 +60,7 @@ void _PG_init(void) {
       "superuser can set it.",
       &keyring_setting, "", PGC_SUSET, 0, NULL, NULL, NULL);
   session_define_settings();
+  vault_define_settings();
   /*
   ** Declared so that oauthdb-export's SET LOCAL oauthdb.replaying works
   ** where this library is loaded too (the prefix is reserved below).
@@ -82,13 +83,14 @@ static char *take_message(char *err, const char *fallback) {
   return msg;
 }
 
-keyring *oauthdb_keyring(const char *fn) {
+keyring *oauthdb_keyring_try(char **why) {
   const char *path = keyring_setting;
-  if (!path || !*path)
-    oauthdb_error(ERRCODE_CONFIG_FILE_ERROR,
-                  "%s: no keyring: set oauthdb.keyring = '/path/to/keyring' "
-                  "in postgresql.conf (a superuser setting) and reload",
-                  fn);
+  *why = NULL;
+  if (!path || !*path) {
+    *why = pstrdup("no keyring: set oauthdb.keyring = '/path/to/keyring' "
+                   "in postgresql.conf (a superuser setting) and reload");
+    return NULL;
+  }
   char *err = NULL;
   keyring *kr;
   if (!backend_keyring.path || strcmp(backend_keyring.path, path) != 0) {
@@ -98,10 +100,14 @@ keyring *oauthdb_keyring(const char *fn) {
   } else {
     kr = keyring_file_current(&backend_keyring, &err);
   }
-  if (!kr) {
-    char *msg = take_message(err, "out of memory loading the keyring");
-    oauthdb_error(ERRCODE_CONFIG_FILE_ERROR, "%s: %s", fn, msg);
-  }
+  if (!kr) *why = take_message(err, "out of memory loading the keyring");
+  return kr;
+}
+
+keyring *oauthdb_keyring(const char *fn) {
+  char *why = NULL;
+  keyring *kr = oauthdb_keyring_try(&why);
+  if (!kr) oauthdb_error(ERRCODE_CONFIG_FILE_ERROR, "%s: %s", fn, why);
   return kr;
 }
 

@@ -171,3 +171,32 @@ GRANT SELECT ON @extschema@.oauthdb_keys TO oauthdb_app;
 GRANT EXECUTE ON FUNCTION
   @extschema@.token_key_id(bytea), @extschema@.token_ad(text, text, text), @extschema@.scope_has(text, text)
   TO oauthdb_readonly, oauthdb_auditor;
+
+-- ===== oauth_token_vault (vault.c; docs/POSTGRES.md "The vault") =========
+-- The C half of the vault. The view oauth_token_vault, its INSTEAD OF
+-- triggers and their plpgsql come with migration 0004
+-- (sql/postgres/0004_token_vault.up.sql), next to the tables, and call
+-- these at run time: a view must name existing tables, and objects made
+-- here are extension members that pg_dump does not dump. Granted like
+-- token_open: oauthdb_app only.
+CREATE FUNCTION @extschema@.oauthdb_vault_open(sealed bytea, column_name text, id uuid)
+  RETURNS text AS 'MODULE_PATHNAME', 'oauthdb_vault_open'
+  LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.oauthdb_vault_seal(plaintext text, column_name text, id uuid)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'oauthdb_vault_seal'
+  LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.oauthdb_vault_old_fingerprint(sealed bytea, column_name text, id uuid)
+  RETURNS bytea AS 'MODULE_PATHNAME', 'oauthdb_vault_old_fingerprint'
+  LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.oauthdb_vault_raise(sqlstate text, message text)
+  RETURNS void AS 'MODULE_PATHNAME', 'oauthdb_vault_raise'
+  LANGUAGE C VOLATILE PARALLEL SAFE;
+REVOKE ALL ON FUNCTION
+  @extschema@.oauthdb_vault_open(bytea, text, uuid), @extschema@.oauthdb_vault_seal(text, text, uuid),
+  @extschema@.oauthdb_vault_old_fingerprint(bytea, text, uuid), @extschema@.oauthdb_vault_raise(text, text)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  @extschema@.oauthdb_vault_open(bytea, text, uuid), @extschema@.oauthdb_vault_seal(text, text, uuid),
+  @extschema@.oauthdb_vault_old_fingerprint(bytea, text, uuid), @extschema@.oauthdb_vault_raise(text, text)
+  TO oauthdb_app;
+-- ===== end of oauth_token_vault ==========================================

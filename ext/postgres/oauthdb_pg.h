@@ -13,6 +13,13 @@
 */
 keyring *oauthdb_keyring(const char *fn);
 
+/*
+** The same keyring, or NULL with *why a palloc'd message without a function
+** name ("no keyring: set oauthdb.keyring = ...", "keyring /x: mode 0644 ..."),
+** for callers that word the error themselves (vault.c).
+*/
+keyring *oauthdb_keyring_try(char **why);
+
 /* The file the keys came from, for messages; NULL before any load. */
 const char *oauthdb_keyring_path(void);
 
@@ -30,5 +37,8 @@ const char *oauthdb_keyring_path(void);
 
 /* session.c: oauthdb.session_* and oauthdb.clock, from _PG_init. */
 void session_define_settings(void);
+
+/* vault.c: oauthdb.vault_unopened, from _PG_init. */
+void vault_define_settings(void);
 
 #endif /* OAUTHDB_PG_H */
