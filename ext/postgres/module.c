@@ -61,6 +61,7 @@ void _PG_init(void) {
       &keyring_setting, "", PGC_SUSET, 0, NULL, NULL, NULL);
   session_define_settings();
   vault_define_settings();
+  refresh_define_settings();
   /*
   ** Declared so that oauthdb-export's SET LOCAL oauthdb.replaying works
   ** where this library is loaded too (the prefix is reserved below).

@@ -200,3 +200,47 @@ GRANT EXECUTE ON FUNCTION
   @extschema@.oauthdb_vault_old_fingerprint(bytea, text, uuid), @extschema@.oauthdb_vault_raise(text, text)
   TO oauthdb_app;
 -- ===== end of oauth_token_vault ==========================================
+-- ===========================================================================
+-- Refresh scheduling and refresh workers (expiring.c, refresh.c; docs/SQL.md
+-- "Tokens due for refresh" and "Refresh workers", docs/POSTGRES.md "Refresh
+-- workers"): SQLite's tokens_expiring and its three claim functions, over
+-- the tables of this extension's schema, as the caller. tokens_expiring
+-- only reads (STABLE); the claims write (VOLATILE). oauthdb_app only: the
+-- due list's WHERE clause reads refresh_token, a column oauthdb_readonly
+-- may not read, and a claim or its result is a write of the application.
+-- ===========================================================================
+CREATE FUNCTION @extschema@.tokens_expiring(within_seconds bigint)
+  RETURNS TABLE (id uuid, user_provider_id uuid, provider text,
+                 expires_at timestamptz, seconds_left bigint)
+  AS 'MODULE_PATHNAME', 'tokens_expiring_pg'
+  LANGUAGE C STABLE ROWS 100;
+CREATE FUNCTION @extschema@.token_claim_refresh(token_id uuid, within_seconds bigint,
+                                                lease_seconds bigint,
+                                                worker text DEFAULT NULL)
+  RETURNS text AS 'MODULE_PATHNAME', 'token_claim_refresh_pg'
+  LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.token_refresh_done(claim text, access_token text,
+                                               expires_at timestamptz,
+                                               refresh_token text DEFAULT NULL)
+  RETURNS integer AS 'MODULE_PATHNAME', 'token_refresh_done_pg'
+  LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.token_refresh_failed(claim text, error_message text,
+                                                 invalid_grant integer DEFAULT 0)
+  RETURNS integer AS 'MODULE_PATHNAME', 'token_refresh_failed_pg'
+  LANGUAGE C VOLATILE;
+
+REVOKE ALL ON FUNCTION
+  @extschema@.tokens_expiring(bigint),
+  @extschema@.token_claim_refresh(uuid, bigint, bigint, text),
+  @extschema@.token_refresh_done(text, text, timestamptz, text),
+  @extschema@.token_refresh_failed(text, text, integer)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  @extschema@.tokens_expiring(bigint),
+  @extschema@.token_claim_refresh(uuid, bigint, bigint, text),
+  @extschema@.token_refresh_done(text, text, timestamptz, text),
+  @extschema@.token_refresh_failed(text, text, integer)
+  TO oauthdb_app;
+-- ===========================================================================
+-- End of refresh scheduling and refresh workers.
+-- ===========================================================================

@@ -4,6 +4,7 @@
 #ifndef OAUTHDB_PG_H
 #define OAUTHDB_PG_H
 
+#include "fmgr.h"
 #include "keyring.h"
 
 /*
@@ -40,5 +41,36 @@ void session_define_settings(void);
 
 /* vault.c: oauthdb.vault_unopened, from _PG_init. */
 void vault_define_settings(void);
+
+/*
+** session.c: now in whole Unix seconds, the clock every function of ours
+** uses: the statement's start time, or oauthdb.clock when a superuser set
+** it (tests).
+*/
+int64 oauthdb_now(void);
+
+/* Unix seconds as a timestamptz Datum (in range: callers check). */
+Datum oauthdb_unix_timestamptz(int64 secs);
+
+/*
+** spi_plan.c: the kept SPI plan in *SLOT, prepared on first use from
+** SQL_FORMAT with %1$s replaced by the (quoted) schema of FCINFO's
+** function, the extension's schema: every statement names the tables
+** there, so a caller's search_path cannot redirect it, and the extension
+** may be created before or after the migrations (nothing is prepared until
+** a call). CURSOR_OPTIONS: 0, or CURSOR_OPT_CUSTOM_PLAN for a statement
+** whose best plan depends on its parameters' values.
+*/
+struct _SPI_plan;
+struct _SPI_plan *oauthdb_plan(FunctionCallInfo fcinfo, struct _SPI_plan **slot,
+                               const char *sql_format, int nargs,
+                               const Oid *types, int cursor_options);
+
+/* Run PLAN through SPI (connected); returns SPI_processed. */
+uint64 oauthdb_run(struct _SPI_plan *plan, Datum *values, const char *nulls,
+                   bool read_only);
+
+/* refresh.c: oauthdb.refresh_max_failures, from _PG_init. */
+void refresh_define_settings(void);
 
 #endif /* OAUTHDB_PG_H */

@@ -201,6 +201,9 @@ static Datum unix_ts(int64 secs) {
   return TimestampTzGetDatum((TimestampTz)(secs - UNIX_TO_PG_EPOCH) * USECS_PER_SEC);
 }
 
+int64 oauthdb_now(void) { return now_unix(); }
+Datum oauthdb_unix_timestamptz(int64 secs) { return unix_ts(secs); }
+
 static int idle_timeout(void) {
   return idle_timeout_setting ? idle_timeout_setting : SESSION_DEFAULT_IDLE;
 }

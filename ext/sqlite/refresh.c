@@ -33,25 +33,12 @@
 #include <string.h>
 #include "audit.h"
 #include "oauthdb.h"
+#include "refresh_rules.h"
 
 SQLITE_EXTENSION_INIT3
 
-/*
-** Five consecutive failures: enough to ride out a provider's outage of a
-** few lease periods, few enough that a dead link stops costing requests.
-*/
-#define REFRESH_DEFAULT_MAX_FAILURES 5
-/* A lease is for one token-endpoint call: a day is already absurd. */
-#define REFRESH_MAX_LEASE 86400
-/* Windows as long as a session's longest timeout (400 days). */
-#define REFRESH_MAX_WITHIN (400 * 86400)
-#define REFRESH_MAX_LABEL 200
-#define REFRESH_MAX_ERROR 1000
-#define REFRESH_MAX_TIME 253402300799LL
-
 int64_t refresh_max_failures(const oauthdb_conn *conn) {
-  return conn->refresh_max_failures ? conn->refresh_max_failures
-                                    : REFRESH_DEFAULT_MAX_FAILURES;
+  return refresh_failure_limit(conn->refresh_max_failures);
 }
 
 /* The connection's error as FN's, keeping a BUSY a caller can retry. */
@@ -70,7 +57,7 @@ static const char *text_arg(sqlite3_context *ctx, sqlite3_value *v, int max,
                             const char *fn, const char *what) {
   if (sqlite3_value_type(v) != SQLITE_TEXT || sqlite3_value_bytes(v) < 1 ||
       sqlite3_value_bytes(v) > max) {
-    fn_error(ctx, "%s: %s must be text of 1 to %d bytes", fn, what, max);
+    fn_error(ctx, REFRESH_MSG_TEXT, fn, what, max);
     return NULL;
   }
   const char *s = (const char *)sqlite3_value_text(v);
@@ -93,28 +80,26 @@ static void claim_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   oauthdb_conn *conn = sqlite3_user_data(ctx);
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   const char *fn = "token_claim_refresh";
-  const char *id = text_arg(ctx, argv[0], 36, fn, "token_id (an oauth_tokens.id)");
+  const char *id = text_arg(ctx, argv[0], REFRESH_CLAIM_LEN, fn, REFRESH_ARG_TOKEN_ID);
   if (!id) return;
   if (!is_int(argv[1]) || sqlite3_value_int64(argv[1]) < 0 ||
       sqlite3_value_int64(argv[1]) > REFRESH_MAX_WITHIN) {
-    fn_error(ctx, "%s: within_seconds must be an integer from 0 to %d "
-                  "(the window given to tokens_expiring)", fn, REFRESH_MAX_WITHIN);
+    fn_error(ctx, REFRESH_MSG_WITHIN, fn, REFRESH_MAX_WITHIN);
     return;
   }
   if (!is_int(argv[2]) || sqlite3_value_int64(argv[2]) < 1 ||
       sqlite3_value_int64(argv[2]) > REFRESH_MAX_LEASE) {
-    fn_error(ctx, "%s: lease_seconds must be an integer from 1 to %d", fn,
-             REFRESH_MAX_LEASE);
+    fn_error(ctx, REFRESH_MSG_LEASE, fn, REFRESH_MAX_LEASE);
     return;
   }
   const char *worker = NULL;
   if (argc > 3 && sqlite3_value_type(argv[3]) != SQLITE_NULL) {
-    worker = text_arg(ctx, argv[3], REFRESH_MAX_LABEL, fn, "worker");
+    worker = text_arg(ctx, argv[3], REFRESH_MAX_LABEL, fn, REFRESH_ARG_WORKER);
     if (!worker) return;
   }
   int64_t now = conn_now(conn);
   if (now + sqlite3_value_int64(argv[2]) > REFRESH_MAX_TIME) {
-    fn_error(ctx, "%s: the lease would end after 9999-12-31", fn);
+    fn_error(ctx, REFRESH_MSG_LEASE_TOO_LATE, fn);
     return;
   }
 
@@ -205,10 +190,6 @@ static int run(sqlite3 *db, sqlite3_stmt *st, char **err) {
   return *err ? (rc == SQLITE_OK ? SQLITE_ERROR : rc) : SQLITE_OK;
 }
 
-#define CLAIM_NOT_HELD                                                        \
-  "claim %s is not held: it was finished already, or its lease ran out and " \
-  "another worker claimed the token"
-
 /* ---- token_refresh_done(claim, access_token, expires_at [, refresh_token]) ---- */
 
 /*
@@ -243,8 +224,7 @@ static int done_body(sqlite3_context *ctx, oauthdb_conn *conn, sqlite3 *db,
   sqlite3_finalize(st);
   if (*err) return rc == SQLITE_OK ? SQLITE_ERROR : rc;
   if (!id[0]) {
-    *err = sqlite3_mprintf(CLAIM_NOT_HELD "; the new tokens were not stored",
-                           claim);
+    *err = sqlite3_mprintf(REFRESH_MSG_NOT_HELD REFRESH_MSG_NOT_STORED, claim);
     return SQLITE_ERROR;
   }
 
@@ -261,18 +241,18 @@ static int done_body(sqlite3_context *ctx, oauthdb_conn *conn, sqlite3 *db,
 
 static void done_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *fn = "token_refresh_done";
-  if (!text_arg(ctx, argv[0], 36, fn, "claim (from token_claim_refresh)")) return;
+  if (!text_arg(ctx, argv[0], REFRESH_CLAIM_LEN, fn, REFRESH_ARG_CLAIM)) return;
   if (sqlite3_value_type(argv[1]) != SQLITE_TEXT) {
-    fn_error(ctx, "%s: access_token must be text", fn);
+    fn_error(ctx, REFRESH_MSG_ACCESS_TEXT, fn);
     return;
   }
   if (sqlite3_value_type(argv[2]) != SQLITE_NULL && !is_int(argv[2])) {
-    fn_error(ctx, "%s: expires_at must be unix seconds (an integer) or NULL", fn);
+    fn_error(ctx, REFRESH_MSG_EXPIRES, fn);
     return;
   }
   if (argc > 3 && sqlite3_value_type(argv[3]) != SQLITE_NULL &&
       sqlite3_value_type(argv[3]) != SQLITE_TEXT) {
-    fn_error(ctx, "%s: refresh_token must be text, or NULL to keep the stored one", fn);
+    fn_error(ctx, REFRESH_MSG_REFRESH_TEXT, fn);
     return;
   }
   in_savepoint(ctx, fn, done_body, argc, argv);
@@ -335,7 +315,7 @@ static int failed_body(sqlite3_context *ctx, oauthdb_conn *conn, sqlite3 *db,
   sqlite3_finalize(st);
   if (*err) return SQLITE_ERROR;
   if (!id[0]) {
-    *err = sqlite3_mprintf(CLAIM_NOT_HELD "; nothing was recorded", claim);
+    *err = sqlite3_mprintf(REFRESH_MSG_NOT_HELD REFRESH_MSG_NOT_RECORDED, claim);
     return SQLITE_ERROR;
   }
 
@@ -348,14 +328,11 @@ static int failed_body(sqlite3_context *ctx, oauthdb_conn *conn, sqlite3 *db,
   if (rc != SQLITE_OK) return rc;
 
   if (reconsent) {
-    char *details = sqlite3_mprintf(
-        "{\"token_id\":\"%s\",\"user_provider_id\":\"%s\",\"failures\":%lld,"
-        "\"invalid_grant\":%s}",
-        id, link, (long long)failures, invalid_grant ? "true" : "false");
-    if (!details) return SQLITE_NOMEM;
+    char details[256];
+    refresh_reconsent_details(details, sizeof details, id, link, failures,
+                              invalid_grant);
     rc = audit_write(conn, "token.reconsent_required", user_id[0] ? user_id : NULL,
                      provider[0] ? provider : NULL, 1, NULL, details);
-    sqlite3_free(details);
     if (rc != SQLITE_OK) {
       *err = sqlite3_mprintf("cannot write the audit row: %s", sqlite3_errmsg(db));
       return rc;
@@ -367,13 +344,12 @@ static int failed_body(sqlite3_context *ctx, oauthdb_conn *conn, sqlite3 *db,
 
 static void failed_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *fn = "token_refresh_failed";
-  if (!text_arg(ctx, argv[0], 36, fn, "claim (from token_claim_refresh)")) return;
-  if (!text_arg(ctx, argv[1], REFRESH_MAX_ERROR, fn,
-                "error_message (the provider's error, never a token)"))
+  if (!text_arg(ctx, argv[0], REFRESH_CLAIM_LEN, fn, REFRESH_ARG_CLAIM)) return;
+  if (!text_arg(ctx, argv[1], REFRESH_MAX_ERROR, fn, REFRESH_ARG_ERROR))
     return;
   if (argc > 2 && (!is_int(argv[2]) || sqlite3_value_int64(argv[2]) < 0 ||
                    sqlite3_value_int64(argv[2]) > 1)) {
-    fn_error(ctx, "%s: invalid_grant must be 0 or 1", fn);
+    fn_error(ctx, REFRESH_MSG_INVALID_GRANT, fn);
     return;
   }
   in_savepoint(ctx, fn, failed_body, argc, argv);

@@ -50,6 +50,7 @@
 #include <time.h>
 #include "audit.h"
 #include "oauthdb.h"
+#include "refresh_rules.h"
 #include "session_token.h"
 
 SQLITE_EXTENSION_INIT3
@@ -705,7 +706,7 @@ static const config_setting config_settings[] = {
     {"session_absolute_timeout", SESSION_MAX_SECONDS, absolute_field,
      absolute_timeout},
     /* refresh.c: consecutive failures before a link needs re-consent. */
-    {"refresh_max_failures", 1000, refresh_failures_field, refresh_max_failures},
+    {"refresh_max_failures", REFRESH_MAX_FAILURES_SETTING, refresh_failures_field, refresh_max_failures},
     /* For tests: expiry without sleeping. 0 returns to the real clock. */
     {"clock", SESSION_MAX_TIME, clock_field, conn_now},
 };
