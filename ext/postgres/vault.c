@@ -56,12 +56,26 @@ PG_FUNCTION_INFO_V1(oauthdb_vault_raise);
 /* oauthdb.vault_unopened: '' or the running UPDATE/DELETE's placeholder. */
 static char *unopened_setting = NULL;
 
+/*
+** Only the values the statement triggers set: '', 'delete', or
+** 'oauthdb-unopened:<random uuid>'. Anything else (a typo in a role's
+** settings) would make the view return it as a token.
+*/
+static bool check_unopened(char **newval, void **extra, GucSource source) {
+  const char *v = *newval;
+  if (!v || !*v || strcmp(v, "delete") == 0) return true;
+  if (strncmp(v, "oauthdb-unopened:", 17) == 0 && strlen(v) <= 17 + 36) return true;
+  GUC_check_errdetail("oauthdb.vault_unopened is set by oauth_token_vault's own "
+                      "triggers, to '', 'delete' or 'oauthdb-unopened:<uuid>'.");
+  return false;
+}
+
 void vault_define_settings(void) {
   DefineCustomStringVariable(
       "oauthdb.vault_unopened",
       "Set (transaction-local) by oauth_token_vault's statement triggers "
       "while an UPDATE or DELETE of the vault runs: the view opens no token.",
-      NULL, &unopened_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
+      NULL, &unopened_setting, "", PGC_USERSET, 0, check_unopened, NULL, NULL);
 }
 
 /* The column argument, checked: one of the three sealed columns. */
