@@ -27,13 +27,16 @@ for src in $srcs; do
   echo "== $name"
   "$bin" "$ext" || { echo "bench/run.sh: $name failed" >&2; status=1; }
 done
-# The PostgreSQL extension against libsodium, SQLite and pgcrypto; starts
-# its own PostgreSQL.
-if [ $# -eq 0 ] || [ "$*" = pg_seal_open ]; then
-  echo "== pg_seal_open"
-  "$top/bench/pg_seal_open.sh" "$build" || { echo "bench/run.sh: pg_seal_open failed" >&2; status=1; }
-fi
-[ "$*" = pg_seal_open ] && exit $status
+# The PostgreSQL extension: seal/open against libsodium, SQLite and
+# pgcrypto; session_valid and tokens_expiring against plain SQL. Each
+# starts its own PostgreSQL.
+for pg in pg_seal_open pg_lookups; do
+  if [ $# -eq 0 ] || [ "$*" = $pg ]; then
+    echo "== $pg"
+    "$top/bench/$pg.sh" "$build" || { echo "bench/run.sh: $pg failed" >&2; status=1; }
+  fi
+done
+case "$*" in pg_seal_open|pg_lookups) exit $status ;; esac
 # oauthdb-export against COPY, pgloader and itself; starts its own PostgreSQL.
 if [ $# -eq 0 ]; then
   echo "== export"

@@ -359,47 +359,49 @@ Datum token_refresh_done_pg(PG_FUNCTION_ARGS) {
   Datum old_expires = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4,
                                     &old_expires_null);
 
-  /* The log fingerprints the access token, the one every refresh renews,
-     and the refresh token stored until now: the one the refresh used. */
+  /* Sealed first: everything that can fail on the new values fails
+     before any old plaintext exists. */
+  Datum sealed_access = seal_column(kr, fn, id, "access_token", access);
+  Datum sealed_refresh = refresh ? seal_column(kr, fn, id, "refresh_token", refresh) : (Datum)0;
+
+  /*
+  ** The log fingerprints the access token, the one every refresh renews,
+  ** and the refresh token stored until now: the one the refresh used. The
+  ** old plaintexts are zeroed before any statement runs, so no error
+  ** leaves one behind.
+  */
   plain old_access, old_refresh;
   old_plain(kr, id, "access_token", 2, &old_access);
   old_plain(kr, id, "refresh_token", 3, &old_refresh);
   int changed = plain_differs(&old_access, access) ||
                 (refresh && plain_differs(&old_refresh, refresh));
+  char lognulls[7] = "      ";
+  Datum log[6];
+  log[0] = uuid_datum(id);
+  log[1] = fingerprint_datum(kr, old_access.p, old_access.n, &lognulls[1]);
+  log[2] = fingerprint_datum(kr, (const unsigned char *)VARDATA_ANY(access),
+                             VARSIZE_ANY_EXHDR(access), &lognulls[2]);
+  log[3] = fingerprint_datum(kr, old_refresh.p, old_refresh.n, &lognulls[3]);
+  log[4] = old_expires;
+  lognulls[4] = old_expires_null ? 'n' : ' ';
+  log[5] = expires;
+  lognulls[5] = expires_null ? 'n' : ' ';
+  plain_free(&old_access);
+  plain_free(&old_refresh);
 
-  char nulls[7] = "      ";
-  Datum store[4] = {uuid_datum(id), seal_column(kr, fn, id, "access_token", access),
-                    refresh ? seal_column(kr, fn, id, "refresh_token", refresh) : (Datum)0,
-                    expires};
-  nulls[2] = refresh ? ' ' : 'n';
-  nulls[3] = expires_null ? 'n' : ' ';
+  char nulls[5] = {' ', ' ', refresh ? ' ' : 'n', expires_null ? 'n' : ' ', '\0'};
+  Datum store[4] = {uuid_datum(id), sealed_access, sealed_refresh, expires};
   run(fcinfo, PLAN_STORE, store, nulls);
 
   if (changed) {
-    char lognulls[7] = "      ";
-    Datum log[6];
-    log[0] = uuid_datum(id);
-    log[1] = fingerprint_datum(kr, old_access.p, old_access.n, &lognulls[1]);
-    log[2] = fingerprint_datum(kr, (const unsigned char *)VARDATA_ANY(access),
-                               VARSIZE_ANY_EXHDR(access), &lognulls[2]);
-    log[3] = fingerprint_datum(kr, old_refresh.p, old_refresh.n, &lognulls[3]);
-    log[4] = old_expires;
-    lognulls[4] = old_expires_null ? 'n' : ' ';
-    log[5] = expires;
-    lognulls[5] = expires_null ? 'n' : ' ';
     run(fcinfo, PLAN_LOG_DONE, log, lognulls);
-
-    char anulls[6] = "     ";
+    char anulls[6] = {user_id[0] ? ' ' : 'n', provider ? ' ' : 'n', ' ', ' ',
+                      expires_null ? 'n' : ' ', '\0'};
     Datum a[5] = {user_id[0] ? uuid_datum(user_id) : (Datum)0,
                   provider ? CStringGetTextDatum(provider) : (Datum)0,
                   CStringGetTextDatum(id), CStringGetTextDatum(link), expires};
-    anulls[0] = user_id[0] ? ' ' : 'n';
-    anulls[1] = provider ? ' ' : 'n';
-    anulls[4] = expires_null ? 'n' : ' ';
     run(fcinfo, PLAN_AUDIT_REFRESHED, a, anulls);
   }
-  plain_free(&old_access);
-  plain_free(&old_refresh);
   SPI_finish();
   PG_RETURN_INT32(1);
 }
