@@ -126,6 +126,15 @@ check-asan:
 	$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 all test-bins
 	OAUTHDB_SANITIZE=1 test/run.sh build/asan
 
+# `make check-recovery`: only the backup and recovery tests of PostgreSQL
+# (docs/POSTGRES.md, "Backup and recovery"): the pg_dump / pg_restore round
+# trip and the point-in-time recovery by WAL replay, on a throwaway server.
+# Both also run in `make check`; this is the quick way to rerun them.
+.PHONY: check-recovery
+check-recovery: all
+	@tools/deps.sh test
+	test/run.sh $(BUILD) test/postgres_backup.test test/postgres_pitr.test
+
 .PHONY: test-bins
 test-bins: $(TEST_BIN)
 
