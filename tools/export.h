@@ -267,6 +267,18 @@ char *source_select_sql_ex(const ex_table *t, int with_json_valid, const char *m
 int target_connect(exporter *ex);
 int target_begin(exporter *ex);
 int target_migrate(exporter *ex);
+/* A series of migrations and the table in the target that records them
+** (export_schema.c runs both the schema's and the ledger's). */
+typedef struct migration_set {
+  const char *table;             /* schema_migrations, oauthdb_ledger_migrations */
+  const char *what;              /* "migration", "ledger migration": messages */
+  const char *owner;             /* "" or "'s promotion ledger": whose migration */
+  const char *newer;             /* why the target may hold one we do not know */
+  const struct migration *list;
+  int count;
+  int upto;                      /* apply up to this version */
+} migration_set;
+int migrate_set(exporter *ex, const migration_set *set, int *before);
 int target_catalog(exporter *ex);       /* column types, FKs, FK order */
 void target_close(exporter *ex);
 /* Run SQL expecting PGRES_COMMAND_OK or TUPLES_OK; on error ex_fail. The

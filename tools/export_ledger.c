@@ -60,57 +60,12 @@ static int exec_simple(exporter *ex, const char *what, const char *sql);
 /* ---- the ledger's own migrations -------------------------------------- */
 
 static int ledger_migrate(exporter *ex) {
-  PGresult *r = pg_exec(
-      ex, "creating oauthdb_ledger_migrations",
-      "CREATE TABLE IF NOT EXISTS oauthdb_ledger_migrations ("
-      " version integer PRIMARY KEY CHECK (version > 0),"
-      " name text NOT NULL,"
-      " checksum text NOT NULL CHECK (length(checksum) = 64),"
-      " applied_at timestamptz NOT NULL DEFAULT now())");
-  if (!r) return -1;
-  PQclear(r);
-  r = pg_exec(ex, "reading oauthdb_ledger_migrations",
-              "SELECT version, name, checksum FROM oauthdb_ledger_migrations ORDER BY version");
-  if (!r) return -1;
-  int have = 0;
-  for (int i = 0; i < PQntuples(r); i++) {
-    int v = atoi(PQgetvalue(r, i, 0));
-    const migration *m = NULL;
-    for (int k = 0; k < ledger_migration_count; k++)
-      if (ledger_migrations[k].version == v) m = &ledger_migrations[k];
-    char want[65] = "";
-    if (m) migration_checksum(m, want);
-    if (!m || strcmp(want, PQgetvalue(r, i, 2)) != 0 || v != have + 1) {
-      ex_fail(ex, EXIT_TARGET,
-              "target %s: its promotion ledger has migration %04d_%s, which %s; "
-              "refusing (a newer oauthdb-export wrote it?)",
-              ex->target_desc, v, PQgetvalue(r, i, 1),
-              !m ? "this oauthdb-export does not know" : "differs from this build's");
-      PQclear(r);
-      return -1;
-    }
-    have = v;
-  }
-  PQclear(r);
-  for (int k = 0; k < ledger_migration_count; k++) {
-    const migration *m = &ledger_migrations[k];
-    if (m->version <= have) continue;
-    char what[128];
-    snprintf(what, sizeof what, "ledger migration %04d_%s", m->version, m->name);
-    r = pg_exec(ex, what, m->up);
-    if (!r) return -1;
-    PQclear(r);
-    char sum[65], version[16];
-    migration_checksum(m, sum);
-    snprintf(version, sizeof version, "%d", m->version);
-    const char *params[] = {version, m->name, sum};
-    r = pg_exec_params(ex, what,
-                       "INSERT INTO oauthdb_ledger_migrations (version, name, checksum) "
-                       "VALUES ($1, $2, $3)", 3, params);
-    if (!r) return -1;
-    PQclear(r);
-  }
-  return 0;
+  const migration_set ledger = {
+      "oauthdb_ledger_migrations", "ledger migration", "'s promotion ledger",
+      "a newer oauthdb-export wrote it", ledger_migrations, ledger_migration_count,
+      ledger_migration_count ? ledger_migrations[ledger_migration_count - 1].version : 0};
+  int before;
+  return migrate_set(ex, &ledger, &before);
 }
 
 /*
