@@ -90,6 +90,14 @@ typedef struct ex_counts {
 } ex_counts;
 
 typedef struct ex_digest_state ex_digest_state;
+
+/* A summary of a set of (id, digest) pairs: the lane-wise sum of
+** BLAKE2b-256(id || digest), so any order gives the same (export_digest.c). */
+#define LEDGER_DIGEST_BYTES 16
+typedef struct ex_summary {
+  uint64_t lane[4];
+  int64_t rows;
+} ex_summary;
 typedef struct ex_digester ex_digester;
 
 typedef struct ex_table {
@@ -113,14 +121,23 @@ typedef struct ex_table {
   struct {
     int chosen;
     int rowid_order;    /* ids rise with rowid: read in file order, no index */
+    int unchanged;      /* pass 1: the summary says dev changed no row */
     struct ex_digest_state *state;
   } rerun;
   /* --verify: the source side's digest (export_verify.c) */
   struct { int done; int64_t rows; __int128 sum; } verify;
   /* the promotion ledger (export_ledger.c) */
   struct {
+    int no;             /* oauthdb_promoted_tables.table_no */
     int64_t rows;       /* 1 when the ledger holds rows of this table, else 0 */
     int gone_ready;     /* pg_temp.oauthdb_gone_N holds the rows dev removed */
+    int wrote;          /* this run wrote ledger rows of this table */
+    /* the table's summary as the run found it (has_summary), and as it
+       holds at the end of this run (known; export_digest.c) */
+    int has_summary, known;
+    ex_summary summary, found;
+    char *summary_xmins;         /* '{x,y}' as stored, or NULL */
+    char *found_xmins;           /* the same for `found` (malloc'd) */
   } ledger;
 } ex_table;
 
@@ -250,6 +267,18 @@ char *source_select_sql_ex(const ex_table *t, int with_json_valid, const char *m
 int target_connect(exporter *ex);
 int target_begin(exporter *ex);
 int target_migrate(exporter *ex);
+/* A series of migrations and the table in the target that records them
+** (export_schema.c runs both the schema's and the ledger's). */
+typedef struct migration_set {
+  const char *table;             /* schema_migrations, oauthdb_ledger_migrations */
+  const char *what;              /* "migration", "ledger migration": messages */
+  const char *owner;             /* "" or "'s promotion ledger": whose migration */
+  const char *newer;             /* why the target may hold one we do not know */
+  const struct migration *list;
+  int count;
+  int upto;                      /* apply up to this version */
+} migration_set;
+int migrate_set(exporter *ex, const migration_set *set, int *before);
 int target_catalog(exporter *ex);       /* column types, FKs, FK order */
 void target_close(exporter *ex);
 /* Run SQL expecting PGRES_COMMAND_OK or TUPLES_OK; on error ex_fail. The
@@ -374,12 +403,20 @@ int digest_end(exporter *ex, ex_table *t, int stopped);
 int digest_usable(const ex_table *t);
 int digest_stage(exporter *ex, ex_table *t, const char *stage, const char *create_stage_sql,
                  int64_t *n_staged);
-/* The ledger's digest of a row: SHA-256 over its sent columns but id, each
-** in its binary send format, sealed values as the source holds them. */
+/* The ledger's digest of a row: BLAKE2b over its sent columns but id,
+** each as SQLite holds it, sealed values as the source holds them. */
 ex_digester *digester_new(const ex_table *t);
 void digester_delete(ex_digester *d, const ex_table *t);
 int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *st,
-                 unsigned char h[32]);
+                 unsigned char h[LEDGER_DIGEST_BYTES]);
+/* Table summaries (oauthdb_promoted_tables.summary). */
+void summary_add(ex_summary *s, const unsigned char id[16],
+                 const unsigned char digest[LEDGER_DIGEST_BYTES]);
+void summary_bytes(const ex_summary *s, unsigned char out[32]);
+/* Pass 1, a table whose ledger summary is known: one read of the source
+** (digests only, no checks) says whether dev changed any row since. Sets
+** t->rerun.unchanged. */
+int digest_summary_scan(exporter *ex, ex_table *t);
 /* The ids (text, each NUL-terminated) of ledger rows the source lacks. */
 const char *digest_gone_ids(const ex_table *t, int64_t *n);
 char *digest_unchanged(const ex_table *t, int64_t *same);

@@ -186,7 +186,7 @@ int copy_source_row(ex_copy *c, ex_table *t, sqlite3_stmt *st) {
     }
   }
   if (c->digester) {
-    unsigned char h[32];
+    unsigned char h[LEDGER_DIGEST_BYTES];
     if (digester_row(c->ex, t, c->digester, st, h)) {
       c->failed = 1;
       return -1;

@@ -8,7 +8,7 @@
 **
 **   - the ledger's rows of the table,
 **       COPY (SELECT row_id, digest FROM oauthdb_promoted_rows
-**             WHERE table_name = ... ORDER BY row_id) TO STDOUT (FORMAT binary)
+**             WHERE table_no = ... ORDER BY row_id) TO STDOUT (FORMAT binary)
 **     sent without waiting, so PostgreSQL reads while pass 1 checks;
 **   - the source's rows, read in id order (SQLite's primary key index),
 **     each row's digest computed as the ledger's was (digester_row).
@@ -68,6 +68,7 @@ struct ex_digest_state {
   /* the outcome */
   int64_t rows, changed;
   int64_t same;             /* rows whose digest equals the ledger's */
+  ex_summary ledger_sum;    /* the summary of the ledger's rows, as they came */
   uint32_t *xmins;          /* the distinct row versions the ledger records */
   int n_xmins, xmins_overflow;
   int staged_all;           /* every row went to staging: classified there */
@@ -104,7 +105,7 @@ typedef struct ex_digester {
 
 ex_digester *digester_new(const ex_table *t) {
   digester *d = ex_xmalloc(sizeof *d);
-  crypto_generichash_init(&d->start, NULL, 0, 32);
+  crypto_generichash_init(&d->start, NULL, 0, LEDGER_DIGEST_BYTES);
   for (int j = 0; j < t->n_cols; j++) {
     if (!digested(t, j)) continue;
     unsigned char kind = (unsigned char)t->cols[j].kind;
@@ -126,7 +127,7 @@ static void be_bytes(unsigned char *out, uint64_t v, int n) {
 
 /* The digest of the current row of st (rowid, then t's columns). */
 static int row_digest(exporter *ex, const ex_table *t, digester *d, sqlite3_stmt *st,
-                      unsigned char h[32]) {
+                      unsigned char h[LEDGER_DIGEST_BYTES]) {
   (void)ex;
   crypto_generichash_state g = d->start;
   for (int j = 0; j < t->n_cols; j++) {
@@ -161,13 +162,39 @@ static int row_digest(exporter *ex, const ex_table *t, digester *d, sqlite3_stmt
       crypto_generichash_update(&g, head, 1);
     }
   }
-  crypto_generichash_final(&g, h, 32);
+  crypto_generichash_final(&g, h, LEDGER_DIGEST_BYTES);
   return 0;
 }
 
 int digester_row(exporter *ex, const ex_table *t, ex_digester *d, sqlite3_stmt *st,
-                 unsigned char h[32]) {
+                 unsigned char h[LEDGER_DIGEST_BYTES]) {
   return row_digest(ex, t, d, st, h);
+}
+
+/*
+** A table's summary (oauthdb_promoted_tables.summary): the lane-wise sum,
+** modulo 2^64, of BLAKE2b-256(id || digest) over its rows. A sum does not
+** depend on the order the rows come in (a first load reads them in file
+** order, a rerun in id order), and two sets of rows have the same summary
+** only if they are the same set (or by a 2^-256 accident): the same ids,
+** each with the same digest.
+*/
+void summary_add(ex_summary *s, const unsigned char id[16],
+                 const unsigned char digest[LEDGER_DIGEST_BYTES]) {
+  unsigned char in[16 + LEDGER_DIGEST_BYTES], h[32];
+  memcpy(in, id, 16);
+  memcpy(in + 16, digest, LEDGER_DIGEST_BYTES);
+  crypto_generichash(h, sizeof h, in, sizeof in, NULL, 0);
+  for (int k = 0; k < 4; k++) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | h[8 * k + i];
+    s->lane[k] += v;
+  }
+  s->rows++;
+}
+
+void summary_bytes(const ex_summary *s, unsigned char out[32]) {
+  for (int k = 0; k < 4; k++) be_bytes(out + 8 * k, s->lane[k], 8);
 }
 
 const char *digest_gone_ids(const ex_table *t, int64_t *n) {
@@ -176,19 +203,28 @@ const char *digest_gone_ids(const ex_table *t, int64_t *n) {
   return s ? s->gone : NULL;
 }
 
+/* '{x,y}' (malloc'd), as xid[] takes it */
+static char *xmins_text(const uint32_t *xmins, int n) {
+  ex_buf b = {0, 0, 0};
+  buf_printf(&b, "{");
+  for (int i = 0; i < n; i++) buf_printf(&b, "%s%u", i ? "," : "", xmins[i]);
+  buf_printf(&b, "}");
+  return (char *)b.p;
+}
+
 /* Rows dev did not change (not staged), and the ledger's row versions as
 ** '{x,y}' (malloc'd), or NULL when there are too many to list, or when
 ** every row was staged (*same = -1: the classification counted them all). */
 char *digest_unchanged(const ex_table *t, int64_t *same) {
+  if (t->rerun.unchanged) {  /* the summary said so: every row, none staged */
+    *same = t->ledger.summary.rows;
+    return t->ledger.summary_xmins ? ex_xstrdup(t->ledger.summary_xmins) : NULL;
+  }
   const ex_digest_state *s = t->rerun.state;
   *same = s && s->staged_all ? -1 : 0;  /* -1: the classification saw every row */
   if (!s || s->staged_all || s->xmins_overflow) return NULL;
   *same = s->same;
-  ex_buf b = {0, 0, 0};
-  buf_printf(&b, "{");
-  for (int i = 0; i < s->n_xmins; i++) buf_printf(&b, "%s%u", i ? "," : "", s->xmins[i]);
-  buf_printf(&b, "}");
-  return (char *)b.p;
+  return xmins_text(s->xmins, s->n_xmins);
 }
 
 #define XMINS_MAX 1024
@@ -303,6 +339,68 @@ int digest_prepare(exporter *ex) {
   return 0;
 }
 
+/*
+** Pass 1 for a table whose summary the ledger holds, and whose parents dev
+** did not change either (their rows are still those the table's foreign
+** keys were checked against when its rows were sent): one read of the
+** source in file order, each row's digest summed as the ledger's rows
+** were. The same summary over the same number of rows: dev has changed no
+** row, added none and removed none since the ledger's rows were written,
+** so every row holds the values checked and sent then. Nothing of the table
+** is then checked again, streamed from the ledger or sent
+** (t->rerun.unchanged); what production did to those rows stays, and is
+** counted from row versions (ledger_count_kept). Otherwise pass 1 goes on
+** row by row (digest_begin), and this read was the price of asking.
+*/
+int digest_summary_scan(exporter *ex, ex_table *t) {
+  t->rerun.unchanged = 0;
+  if (!t->rerun.chosen || !t->ledger.has_summary || ex->n_invalid ||
+      t->ledger.summary.rows != t->n_source)
+    return 0;
+  for (int f = 0; f < t->n_fks; f++) {
+    const ex_table *p = &ex->tables[t->fks[f].parent];
+    if (p != t && !p->ledger.known) return 0;
+  }
+  char *sql = source_select_sql(t, 0);
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL);
+  free(sql);
+  if (rc != SQLITE_OK) {  /* pass 1 reads the table again, and says why */
+    sqlite3_finalize(st);
+    return 0;
+  }
+  digester *d = digester_new(t);
+  ex_summary sum;
+  memset(&sum, 0, sizeof sum);
+  int ids_ok = 1;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const unsigned char *id = sqlite3_column_text(st, t->id_col + 1);
+    size_t id_n = (size_t)sqlite3_column_bytes(st, t->id_col + 1);
+    unsigned char u[16], h[LEDGER_DIGEST_BYTES];
+    if (!id || uuid_check(id, id_n) != 0) {  /* pass 1's checks name it */
+      ids_ok = 0;
+      break;
+    }
+    uuid_bytes(id, u);
+    row_digest(ex, t, d, st, h);
+    summary_add(&sum, u, h);
+  }
+  sqlite3_finalize(st);
+  digester_delete(d, t);
+  if (ids_ok && rc == SQLITE_DONE && sum.rows == t->ledger.summary.rows &&
+      memcmp(sum.lane, t->ledger.summary.lane, sizeof sum.lane) == 0) {
+    t->rerun.unchanged = 1;
+    t->ledger.known = 1;
+    t->ledger.found = sum;
+    free(t->ledger.found_xmins);
+    t->ledger.found_xmins =
+        t->ledger.summary_xmins ? ex_xstrdup(t->ledger.summary_xmins) : NULL;
+  }
+  ex_trace(ex, "%s: summary of %lld rows %s the ledger's", t->name, (long long)sum.rows,
+           t->rerun.unchanged ? "equals" : "differs from");
+  return 0;
+}
+
 void digest_state_free(ex_table *t) {
   ex_digest_state *s = t->rerun.state;
   if (!s) return;
@@ -328,11 +426,9 @@ int digest_begin(exporter *ex, ex_table *t) {
   PGresult *r;
   /* the ledger's digests of the table's rows and the row versions it
      left, in id order (its primary key's), streamed as pass 1 reads */
-  char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
   char *sql = ex_strdup_printf("COPY (SELECT row_id, digest, row_xmin FROM oauthdb_promoted_rows "
-                               "WHERE table_name = %s ORDER BY row_id) "
-                               "TO STDOUT (FORMAT binary)", lit ? lit : "''");
-  PQfreemem(lit);
+                               "WHERE table_no = %d ORDER BY row_id) "
+                               "TO STDOUT (FORMAT binary)", t->ledger.no);
   r = PQexec(ex->pg, sql);
   free(sql);
   if (PQresultStatus(r) != PGRES_COPY_OUT) {
@@ -406,14 +502,17 @@ static int next_target(exporter *ex, ex_digest_state *s) {
     if (idn > len - 6) goto bad;
     const unsigned char *rest = p + 6 + idn;
     size_t rest_n = len - 6 - idn;
-    /* the digest (int32 32, 32 bytes), then the xid (int32 4, 4 bytes) */
-    if (rest_n != 4 + 32 + 4 + 4 || rest[0] || rest[1] || rest[2] || rest[3] != 32 ||
-        rest[36] || rest[37] || rest[38] || rest[39] != 4)
+    /* the digest (int32 16, 16 bytes), then the xid (int32 4, 4 bytes) */
+    enum { D = LEDGER_DIGEST_BYTES };
+    if (rest_n != 4 + D + 4 + 4 || rest[0] || rest[1] || rest[2] || rest[3] != D ||
+        rest[4 + D] || rest[5 + D] || rest[6 + D] || rest[7 + D] != 4)
       goto bad;
-    s->cur_xmin = (uint32_t)rest[40] << 24 | (uint32_t)rest[41] << 16 |
-                  (uint32_t)rest[42] << 8 | rest[43];
+    s->cur_xmin = (uint32_t)rest[8 + D] << 24 | (uint32_t)rest[9 + D] << 16 |
+                  (uint32_t)rest[10 + D] << 8 | rest[11 + D];
     note_xmin(s, s->cur_xmin);
-    rest += 4, rest_n = 32;
+    rest += 4, rest_n = D;
+    if (idn == 16) summary_add(&s->ledger_sum, p + 6, rest);
+    else s->broken = 1;
     s->cur_id = p + 6, s->cur_id_n = idn, s->cur_h = rest, s->cur_h_n = rest_n;
     s->cur = 1;
     return 0;
@@ -524,9 +623,9 @@ int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
   }
   int same = 0;
   if (s->cur && c == 0) {
-    unsigned char h[32];
+    unsigned char h[LEDGER_DIGEST_BYTES];
     if (row_digest(ex, t, s->d, st, h)) return -1;
-    same = memcmp(h, s->cur_h, 32) == 0;
+    same = memcmp(h, s->cur_h, LEDGER_DIGEST_BYTES) == 0;
     if (!same) note_changed(s, (const char *)idtext, idtext_n);
     else s->same++;
     if (next_target(ex, s)) return -1;
@@ -536,12 +635,25 @@ int digest_row(exporter *ex, ex_table *t, sqlite3_stmt *st) {
   return same;
 }
 
+/* The merge is over. If dev changed nothing, the ledger's rows of the table
+** stay as they are, and their summary (summed as they streamed) is known
+** for the next run. */
+static int merge_found_unchanged(ex_table *t, ex_digest_state *s) {
+  if (digest_usable(t) && s->changed == 0 && s->n_gone == 0 && s->ledger_sum.rows == s->rows) {
+    t->ledger.known = 1;
+    t->ledger.found = s->ledger_sum;
+    free(t->ledger.found_xmins);
+    t->ledger.found_xmins = s->xmins_overflow ? NULL : xmins_text(s->xmins, s->n_xmins);
+  }
+  return 0;
+}
+
 /* Pass 1 is done with t (or stopped: then cancel the target's query). */
 int digest_end(exporter *ex, ex_table *t, int stopped) {
   ex_digest_state *s = t->rerun.state;
   if (!s) return 0;
   digester_delete(s->d, t), s->d = NULL;
-  if (s->target_done) return s->failed ? -1 : 0;
+  if (s->target_done) return s->failed ? -1 : merge_found_unchanged(t, s);
   if (stopped || ex->n_invalid) {
     /* the run fails: the statement can go (a cancel aborts the transaction,
        which is rolled back anyway) */
@@ -567,7 +679,7 @@ int digest_end(exporter *ex, ex_table *t, int stopped) {
     if (s->cur) note_gone(s, s->cur_id, s->cur_id_n);
     if (next_target(ex, s)) return -1;
   }
-  return s->failed ? -1 : 0;
+  return s->failed ? -1 : merge_found_unchanged(t, s);
 }
 
 /* Look each changed row up in the source; one COPY into stage. */

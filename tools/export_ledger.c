@@ -55,60 +55,17 @@
 
 #define MAX_CONFLICTS_KEPT 100   /* in the --json report; stderr lists all */
 
+static int exec_simple(exporter *ex, const char *what, const char *sql);
+
 /* ---- the ledger's own migrations -------------------------------------- */
 
 static int ledger_migrate(exporter *ex) {
-  PGresult *r = pg_exec(
-      ex, "creating oauthdb_ledger_migrations",
-      "CREATE TABLE IF NOT EXISTS oauthdb_ledger_migrations ("
-      " version integer PRIMARY KEY CHECK (version > 0),"
-      " name text NOT NULL,"
-      " checksum text NOT NULL CHECK (length(checksum) = 64),"
-      " applied_at timestamptz NOT NULL DEFAULT now())");
-  if (!r) return -1;
-  PQclear(r);
-  r = pg_exec(ex, "reading oauthdb_ledger_migrations",
-              "SELECT version, name, checksum FROM oauthdb_ledger_migrations ORDER BY version");
-  if (!r) return -1;
-  int have = 0;
-  for (int i = 0; i < PQntuples(r); i++) {
-    int v = atoi(PQgetvalue(r, i, 0));
-    const migration *m = NULL;
-    for (int k = 0; k < ledger_migration_count; k++)
-      if (ledger_migrations[k].version == v) m = &ledger_migrations[k];
-    char want[65] = "";
-    if (m) migration_checksum(m, want);
-    if (!m || strcmp(want, PQgetvalue(r, i, 2)) != 0 || v != have + 1) {
-      ex_fail(ex, EXIT_TARGET,
-              "target %s: its promotion ledger has migration %04d_%s, which %s; "
-              "refusing (a newer oauthdb-export wrote it?)",
-              ex->target_desc, v, PQgetvalue(r, i, 1),
-              !m ? "this oauthdb-export does not know" : "differs from this build's");
-      PQclear(r);
-      return -1;
-    }
-    have = v;
-  }
-  PQclear(r);
-  for (int k = 0; k < ledger_migration_count; k++) {
-    const migration *m = &ledger_migrations[k];
-    if (m->version <= have) continue;
-    char what[128];
-    snprintf(what, sizeof what, "ledger migration %04d_%s", m->version, m->name);
-    r = pg_exec(ex, what, m->up);
-    if (!r) return -1;
-    PQclear(r);
-    char sum[65], version[16];
-    migration_checksum(m, sum);
-    snprintf(version, sizeof version, "%d", m->version);
-    const char *params[] = {version, m->name, sum};
-    r = pg_exec_params(ex, what,
-                       "INSERT INTO oauthdb_ledger_migrations (version, name, checksum) "
-                       "VALUES ($1, $2, $3)", 3, params);
-    if (!r) return -1;
-    PQclear(r);
-  }
-  return 0;
+  const migration_set ledger = {
+      "oauthdb_ledger_migrations", "ledger migration", "'s promotion ledger",
+      "a newer oauthdb-export wrote it", ledger_migrations, ledger_migration_count,
+      ledger_migration_count ? ledger_migrations[ledger_migration_count - 1].version : 0};
+  int before;
+  return migrate_set(ex, &ledger, &before);
 }
 
 /*
@@ -172,22 +129,77 @@ static int ledger_prepare_impl(exporter *ex) {
                      "target %s: %s.id is not uuid; the promotion ledger needs uuid ids",
                      ex->target_desc, t->name);
   }
-  /* Whether the ledger holds rows of each table at all (a count of
-     millions of index entries would cost a rerun more than it says): a
-     table it knows takes the changed-rows path (export_digest.c), which
-     sends everything anyway when most rows turn out new. */
-  PGresult *r;
+  /* No one else writes the ledger until this run commits: the summaries
+     read below stay true (or are this run's to change). */
+  if (exec_simple(ex, "locking the promotion ledger",
+                  "LOCK TABLE oauthdb_promoted_rows IN SHARE ROW EXCLUSIVE MODE"))
+    return -1;
+  /* Every table this run promotes gets its number in the ledger ... */
+  ex_buf names = {0, 0, 0};
+  buf_printf(&names, "{");
   for (int i = 0; i < ex->n_tables; i++) {
-    ex_table *t = &ex->tables[i];
-    const char *p[] = {t->name};
-    r = pg_exec_params(ex, "reading the promotion ledger",
-                       "SELECT count(*) FROM (SELECT FROM oauthdb_promoted_rows "
-                       "WHERE table_name = $1 LIMIT 1) s", 1, p);
-    if (!r) return -1;
-    t->ledger.rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    ex->ledger.rows_before += t->ledger.rows;
-    PQclear(r);
+    buf_printf(&names, "%s\"", i ? "," : "");  /* an array element, quoted */
+    for (const char *c = ex->tables[i].name; *c; c++)
+      buf_printf(&names, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
+    buf_printf(&names, "\"");
   }
+  buf_printf(&names, "}");
+  const char *np[] = {(char *)names.p};
+  PGresult *r = pg_exec_params(
+      ex, "numbering tables in the promotion ledger",
+      "INSERT INTO oauthdb_promoted_tables (table_no, table_name) "
+      "SELECT (SELECT coalesce(max(table_no), 0) FROM oauthdb_promoted_tables) + "
+      "row_number() OVER (ORDER BY n.ord), n.name FROM unnest($1::text[]) WITH ORDINALITY n(name, ord) "
+      "WHERE NOT EXISTS (SELECT 1 FROM oauthdb_promoted_tables p WHERE p.table_name = n.name)",
+      1, np);
+  free(names.p);
+  if (!r) return -1;
+  PQclear(r);
+  /* ... and, for each, whether the ledger holds rows of it at all (a count
+     of millions of index entries would cost a rerun more than it says: a
+     table it knows takes the changed-rows path, export_digest.c, which
+     sends everything anyway when most rows turn out new), and its summary */
+  r = pg_exec(ex, "reading the promotion ledger",
+              "SELECT p.table_name, p.table_no, EXISTS (SELECT 1 FROM oauthdb_promoted_rows l "
+              "WHERE l.table_no = p.table_no), encode(p.summary, 'hex'), p.summary_rows, "
+              "p.summary_xmins FROM oauthdb_promoted_tables p");
+  if (!r) return -1;
+  for (int k = 0; k < PQntuples(r); k++) {
+    ex_table *t = NULL;
+    for (int i = 0; i < ex->n_tables; i++)
+      if (!strcmp(ex->tables[i].name, PQgetvalue(r, k, 0))) t = &ex->tables[i];
+    if (!t) continue;
+    t->ledger.no = atoi(PQgetvalue(r, k, 1));
+    t->ledger.rows = PQgetvalue(r, k, 2)[0] == 't';
+    ex->ledger.rows_before += t->ledger.rows;
+    unsigned char sum[32];
+    size_t n = 0;
+    if (!PQgetisnull(r, k, 3) && !PQgetisnull(r, k, 4) &&
+        sodium_hex2bin(sum, sizeof sum, PQgetvalue(r, k, 3), 64, NULL, &n, NULL) == 0 &&
+        n == sizeof sum) {
+      t->ledger.has_summary = 1;
+      for (int j = 0; j < 4; j++) {
+        uint64_t v = 0;
+        for (int b = 0; b < 8; b++) v = v << 8 | sum[8 * j + b];
+        t->ledger.summary.lane[j] = v;
+      }
+      t->ledger.summary.rows = strtoll(PQgetvalue(r, k, 4), NULL, 10);
+      t->ledger.summary_xmins =
+          PQgetisnull(r, k, 5) ? NULL : ex_xstrdup(PQgetvalue(r, k, 5));
+    }
+  }
+  PQclear(r);
+  /* Writing ledger rows forgets every summary (the ledger's trigger);
+     ledger_finish puts back those of tables this run did not write. */
+  if (exec_simple(ex, "reading the promotion ledger",
+                  "CREATE TEMP TABLE oauthdb_summaries ON COMMIT DROP AS "
+                  "SELECT table_no, summary, summary_rows, summary_xmins "
+                  "FROM oauthdb_promoted_tables WHERE summary IS NOT NULL"))
+    return -1;
+  for (int i = 0; i < ex->n_tables; i++)
+    if (ex->tables[i].ledger.no <= 0)
+      return ex_fail(ex, EXIT_TARGET, "target %s: the promotion ledger has no number for %s",
+                     ex->target_desc, ex->tables[i].name);
   /* the run's row; its counts are filled in by ledger_finish */
   char version[16];
   snprintf(version, sizeof version, "%d", ex->source_version);
@@ -205,8 +217,6 @@ static int ledger_prepare_impl(exporter *ex) {
   PQclear(r);
   return 0;
 }
-
-static int exec_simple(exporter *ex, const char *what, const char *sql);
 
 /* ---- an empty table, loaded by COPY: every row is the run's ----------- */
 
@@ -237,11 +247,20 @@ static int defer_pk(exporter *ex) {
   return 0;
 }
 
-/* A second pass over the source: (table, id, digest, xmin, run) per row,
+/* A second pass over the source: (id, digest, table, xmin, run) per row,
 ** one binary COPY into the ledger. The rows were just written by this
-** transaction, so their xmin is its id. */
+** transaction, so their xmin is its id. The ledger held no row of the
+** table, so these are all its rows: their summary is known. */
 static int ledger_record_direct_impl(exporter *ex, ex_table *t) {
-  if (t->n_source > 0 && defer_pk(ex)) return -1;
+  if (t->n_source == 0) {  /* nothing to record; and no statement, which
+                             would make the ledger forget every summary */
+    t->ledger.known = 1;
+    memset(&t->ledger.found, 0, sizeof t->ledger.found);
+    free(t->ledger.found_xmins);
+    t->ledger.found_xmins = ex_xstrdup("{}");
+    return 0;
+  }
+  if (defer_pk(ex)) return -1;
   char *sql = source_select_sql(t, 0);
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL);
@@ -252,7 +271,7 @@ static int ledger_record_direct_impl(exporter *ex, ex_table *t) {
   char *what = ex_strdup_printf("recording %s in the promotion ledger", t->name);
   ex_copy c;
   rc = copy_start(ex, &c,
-                  "COPY oauthdb_promoted_rows (table_name, row_id, digest, row_xmin, run_id) "
+                  "COPY oauthdb_promoted_rows (row_id, digest, table_no, row_xmin, run_id) "
                   "FROM STDIN (FORMAT binary)", what);
   free(what);
   if (rc) {
@@ -261,18 +280,21 @@ static int ledger_record_direct_impl(exporter *ex, ex_table *t) {
   }
   ex_digester *d = digester_new(t);
   int64_t xid = strtoll(ex->ledger.xid, NULL, 10), run = strtoll(ex->ledger.run_id, NULL, 10);
-  size_t name_n = strlen(t->name);
+  ex_summary sum;
+  memset(&sum, 0, sizeof sum);
+  t->ledger.wrote = 1;
   while (!c.failed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    unsigned char h[32], u[16];
+    unsigned char h[LEDGER_DIGEST_BYTES], u[16];
     if (digester_row(ex, t, d, st, h)) {
       c.failed = 1;
       break;
     }
     uuid_bytes(sqlite3_column_text(st, t->id_col + 1), u);
+    summary_add(&sum, u, h);
     buf_be(&c.b, 5, 2);
-    buf_field(&c.b, t->name, name_n);
     buf_field(&c.b, u, 16);
-    buf_field(&c.b, h, 32);
+    buf_field(&c.b, h, LEDGER_DIGEST_BYTES);
+    buf_be(&c.b, 2, 4), buf_be(&c.b, (uint64_t)t->ledger.no, 2);
     buf_be(&c.b, 4, 4), buf_be(&c.b, (uint64_t)xid, 4);  /* xid: uint32 */
     buf_be(&c.b, 8, 4), buf_be(&c.b, (uint64_t)run, 8);
     if (copy_tuple_done(&c)) break;
@@ -287,6 +309,12 @@ static int ledger_record_direct_impl(exporter *ex, ex_table *t) {
   rc = copy_finish(&c, &taken);
   digester_delete(d, t);
   ex->ledger.rows_written += taken;
+  if (rc == 0) {
+    t->ledger.known = 1;
+    t->ledger.found = sum;
+    free(t->ledger.found_xmins);
+    t->ledger.found_xmins = ex_strdup_printf("{%s}", ex->ledger.xid);
+  }
   return rc;
 }
 
@@ -361,7 +389,6 @@ static int exec_simple(exporter *ex, const char *what, const char *sql) {
 static int check_secrets(exporter *ex, ex_table *t, const char *qt, const char *stage,
                          const char *plan, const char *writes) {
   if (!t->has_sealed || ex->secrets == SECRETS_OMIT) return 0;
-  char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
   /* a sealed value's key id: header bytes 2..5 (ext/core/seal.h) */
   ex_buf other = {0, 0, 0}, new_ids = {0, 0, 0};
   buf_printf(&other, "false");
@@ -380,13 +407,12 @@ static int check_secrets(exporter *ex, ex_table *t, const char *qt, const char *
       "count(*) FILTER (WHERE %s), "
       "(SELECT string_agg(DISTINCT k, ' ') FROM unnest(array_agg(DISTINCT ARRAY[%s])) k) "
       "FROM %s p JOIN %s s ON s.id = p.id "
-      "JOIN oauthdb_promoted_rows l ON l.table_name = %s AND l.row_id = p.id "
+      "JOIN oauthdb_promoted_rows l ON l.table_no = %d AND l.row_id = p.id "
       "JOIN oauthdb_promotion_runs r ON r.run_id = l.run_id "
       "LEFT JOIN %s cur ON cur.id = p.id "
       "WHERE p.action IN (%s) GROUP BY 1, 2, 3 ORDER BY 4",
-      (char *)other.p, (char *)new_ids.p, plan, stage, lit ? lit : "''", qt, writes);
+      (char *)other.p, (char *)new_ids.p, plan, stage, t->ledger.no, qt, writes);
   free(other.p), free(new_ids.p);
-  PQfreemem(lit);
   PGresult *r = pg_exec(ex, "checking secrets against the promotion ledger", sql);
   free(sql);
   if (!r) return -1;
@@ -443,16 +469,14 @@ static int check_secrets(exporter *ex, ex_table *t, const char *qt, const char *
 ** ledger's rows not among them are rows dev removed. */
 static int ledger_gone_full_impl(exporter *ex, ex_table *t, int index, int plan_exists) {
   if (t->ledger.rows == 0) return 0;
-  char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
   ex_buf b = {0, 0, 0};
   buf_printf(&b,
              "CREATE TEMP TABLE oauthdb_gone_%d ON COMMIT DROP AS "
-             "SELECT l.row_id AS id FROM oauthdb_promoted_rows l WHERE l.table_name = %s",
-             index, lit ? lit : "''");
+             "SELECT l.row_id AS id FROM oauthdb_promoted_rows l WHERE l.table_no = %d",
+             index, t->ledger.no);
   if (plan_exists)
     buf_printf(&b, " AND NOT EXISTS (SELECT 1 FROM oauthdb_plan_%d p WHERE p.id = l.row_id)",
                index);
-  PQfreemem(lit);
   PGresult *g = pg_exec(ex, "finding rows removed in dev", (char *)b.p);
   free(b.p);
   if (!g) return -1;
@@ -470,7 +494,6 @@ static int ledger_gone_full_impl(exporter *ex, ex_table *t, int index, int plan_
 */
 static int ledger_classify_impl(exporter *ex, ex_table *t, const char *qt, const char *stage,
                     int index, int full_stage, int64_t *n_to_write) {
-  char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
   char *src_lit = PQescapeLiteral(ex->pg, ex->ledger.source_id, strlen(ex->ledger.source_id));
   char *cur_row = row_expr(t, "cur"), *s_row = row_expr(t, "s");
   char *diff = diff_columns_expr(t);
@@ -492,11 +515,11 @@ static int ledger_classify_impl(exporter *ex, ex_table *t, const char *qt, const
              " ELSE 'update' END AS action, "
              "CASE WHEN cur.id IS NULL THEN NULL ELSE %s END AS columns "
              "FROM %s s "
-             "LEFT JOIN oauthdb_promoted_rows l ON l.table_name = %s AND l.row_id = s.id "
+             "LEFT JOIN oauthdb_promoted_rows l ON l.table_no = %d AND l.row_id = s.id "
              "LEFT JOIN oauthdb_promotion_runs r ON r.run_id = l.run_id "
              "LEFT JOIN %s cur ON cur.id = s.id",
              index, cur_row, s_row, cur_row, s_row, src_lit ? src_lit : "''", diff, stage,
-             lit ? lit : "''", qt);
+             t->ledger.no, qt);
   if (exec_simple(ex, "classifying rows against the promotion ledger", (char *)b.p)) goto done;
 
   /* the counts, and every conflict by table, id and columns */
@@ -581,7 +604,6 @@ static int ledger_classify_impl(exporter *ex, ex_table *t, const char *qt, const
   PQclear(d);
   rc = 0;
 done:
-  PQfreemem(lit);
   PQfreemem(src_lit);
   free(cur_row), free(s_row), free(diff), free(b.p);
   return rc;
@@ -594,21 +616,20 @@ done:
 ** upsert skipped (omit, no parent) are not in the target and not recorded.
 */
 static int ledger_record_impl(exporter *ex, ex_table *t, const char *qt, int index) {
-  char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
   const char *actions = ex->on_conflict == CONFLICT_STOP
                             ? "'insert', 'update', 'same'"
                             : "'insert', 'update', 'same', 'conflict:unpromoted', "
                               "'conflict:both', 'conflict:source', 'conflict:deleted'";
   char *sql = ex_strdup_printf(
-      "INSERT INTO oauthdb_promoted_rows AS l (table_name, row_id, digest, row_xmin, run_id) "
-      "SELECT %s, p.id, p.digest, cur.xmin, %s FROM oauthdb_plan_%d p "
+      "INSERT INTO oauthdb_promoted_rows AS l (table_no, row_id, digest, row_xmin, run_id) "
+      "SELECT %d, p.id, p.digest, cur.xmin, %s FROM oauthdb_plan_%d p "
       "JOIN %s cur ON cur.id = p.id WHERE p.action IN (%s)%s",
-      lit ? lit : "''", ex->ledger.run_id, index, qt, actions,
+      t->ledger.no, ex->ledger.run_id, index, qt, actions,
       ex->ledger.pk_deferred ? ""  /* the ledger was empty: no row is there yet */
-                             : " ON CONFLICT (table_name, row_id) DO UPDATE SET "
+                             : " ON CONFLICT (table_no, row_id) DO UPDATE SET "
                                "digest = excluded.digest, row_xmin = excluded.row_xmin, "
                                "run_id = excluded.run_id");
-  PQfreemem(lit);
+  t->ledger.wrote = 1, t->ledger.known = 0;
   PGresult *r = pg_exec(ex, "recording rows in the promotion ledger", sql);
   free(sql);
   if (!r) return -1;
@@ -669,7 +690,6 @@ static int ledger_count_kept_impl(exporter *ex, ex_table *t, const char *qt, int
                                   int staged) {
   int64_t same = 0;
   char *xmins = digest_unchanged(t, &same);
-  char *lit = PQescapeLiteral(ex->pg, t->name, strlen(t->name));
   ex_buf b = {0, 0, 0};
   int rc = -1;
   PGresult *r;
@@ -680,9 +700,9 @@ static int ledger_count_kept_impl(exporter *ex, ex_table *t, const char *qt, int
   if (!xmins) {
     buf_printf(&b,
                "SELECT count(*) FROM oauthdb_promoted_rows l LEFT JOIN %s cur ON cur.id = l.row_id "
-               "WHERE l.table_name = %s AND (cur.id IS NULL OR cur.xmin <> l.row_xmin) "
+               "WHERE l.table_no = %d AND (cur.id IS NULL OR cur.xmin <> l.row_xmin) "
                "AND NOT EXISTS (SELECT 1 FROM oauthdb_gone_%d g WHERE g.id = l.row_id)",
-               qt, lit ? lit : "''", index);
+               qt, t->ledger.no, index);
     if (staged)
       buf_printf(&b, " AND NOT EXISTS (SELECT 1 FROM oauthdb_plan_%d p WHERE p.id = l.row_id)",
                  index);
@@ -700,9 +720,9 @@ static int ledger_count_kept_impl(exporter *ex, ex_table *t, const char *qt, int
   buf_printf(&b,
              "SELECT (SELECT count(*) FROM %s WHERE xmin = ANY($1::xid[])), "
              "(SELECT count(*) FROM (%s) x "
-             "JOIN oauthdb_promoted_rows l ON l.table_name = %s AND l.row_id = x.id "
+             "JOIN oauthdb_promoted_rows l ON l.table_no = %d AND l.row_id = x.id "
              "JOIN %s cur ON cur.id = x.id WHERE cur.xmin = l.row_xmin)",
-             qt, (char *)others.p, lit ? lit : "''", qt);
+             qt, (char *)others.p, t->ledger.no, qt);
   free(others.p);
   const char *params[] = {xmins};
   r = pg_exec_params(ex, "counting rows production changed", (char *)b.p, 1, params);
@@ -713,7 +733,6 @@ static int ledger_count_kept_impl(exporter *ex, ex_table *t, const char *qt, int
   t->counts.kept += kept > 0 ? kept : 0;
   rc = 0;
 done:
-  PQfreemem(lit);
   free(xmins);
   free(b.p);
   return rc;
@@ -745,9 +764,9 @@ static int delete_removed(exporter *ex, ex_table *t, int index) {
   b.len = 0;
   buf_printf(&b,
              "WITH d AS (DELETE FROM %s cur USING oauthdb_gone_%d g, oauthdb_promoted_rows l "
-             "WHERE cur.id = g.id AND l.table_name = %s AND l.row_id = g.id "
+             "WHERE cur.id = g.id AND l.table_no = %d AND l.row_id = g.id "
              "AND cur.xmin = l.row_xmin",
-             qt, index, lit ? lit : "''");
+             qt, index, t->ledger.no);
   for (int i = 0; i < PQntuples(fk); i++) {
     if (atoi(PQgetvalue(fk, i, 3)) != 1) {  /* several columns: never delete */
       buf_printf(&b, " AND false");
@@ -761,10 +780,11 @@ static int delete_removed(exporter *ex, ex_table *t, int index) {
   PQclear(fk);
   buf_printf(&b,
              " RETURNING cur.id), f AS (DELETE FROM oauthdb_promoted_rows l USING oauthdb_gone_%d g "
-             "WHERE l.table_name = %s AND l.row_id = g.id AND (l.row_id IN (SELECT id FROM d) "
+             "WHERE l.table_no = %d AND l.row_id = g.id AND (l.row_id IN (SELECT id FROM d) "
              "OR NOT EXISTS (SELECT 1 FROM %s cur WHERE cur.id = g.id)) RETURNING 1) "
              "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM f)",
-             index, lit ? lit : "''", qt);
+             index, t->ledger.no, qt);
+  t->ledger.wrote = 1, t->ledger.known = 0;
   char *what = ex_strdup_printf("deleting rows of %s removed in dev", t->name);
   PGresult *r = pg_exec(ex, what, (char *)b.p);
   free(what);
@@ -776,6 +796,46 @@ done:
   PQfreemem(lit);
   free(qt);
   free(b.p);
+  return rc;
+}
+
+/*
+** The tables' summaries at COMMIT. Writing ledger rows made the ledger's
+** trigger forget all of them: those of tables this run did not write come
+** back as they were, and a table whose rows this run wrote in full (an
+** empty table loaded) or found all unchanged in dev gets the summary it
+** computed. Every other table's stays NULL: its next rerun compares row by
+** row, and finds it then.
+*/
+static int record_summaries(exporter *ex) {
+  ex_buf b = {0, 0, 0};
+  buf_printf(&b, "UPDATE oauthdb_promoted_tables p SET summary = s.summary, "
+                 "summary_rows = s.summary_rows, summary_xmins = s.summary_xmins "
+                 "FROM oauthdb_summaries s WHERE p.table_no = s.table_no AND p.summary IS NULL "
+                 "AND s.table_no <> ALL ('{0");
+  for (int i = 0; i < ex->n_tables; i++)
+    if (ex->tables[i].ledger.wrote) buf_printf(&b, ",%d", ex->tables[i].ledger.no);
+  buf_printf(&b, "}'::smallint[])");
+  int n_known = 0;
+  for (int i = 0; i < ex->n_tables; i++) {
+    const ex_table *t = &ex->tables[i];
+    if (!t->ledger.known) continue;
+    unsigned char sum[32];
+    char hex[65];
+    summary_bytes(&t->ledger.found, sum);
+    sodium_bin2hex(hex, sizeof hex, sum, sizeof sum);
+    buf_printf(&b,
+               "; UPDATE oauthdb_promoted_tables SET summary = '\\x%s', summary_rows = %lld, "
+               "summary_xmins = %s%s%s WHERE table_no = %d",
+               hex, (long long)t->ledger.found.rows, t->ledger.found_xmins ? "'" : "",
+               t->ledger.found_xmins ? t->ledger.found_xmins : "NULL",
+               t->ledger.found_xmins ? "'" : "", t->ledger.no);
+    n_known++;
+  }
+  int rc = exec_simple(ex, "recording the tables' summaries in the promotion ledger",
+                       (char *)b.p);
+  free(b.p);
+  if (rc == 0) ex_trace(ex, "ledger: %d table summar%s known", n_known, n_known == 1 ? "y" : "ies");
   return rc;
 }
 
@@ -805,11 +865,12 @@ static int ledger_finish_impl(exporter *ex) {
   if (ex->ledger.pk_deferred) {
     if (exec_simple(ex, "building the promotion ledger's key",
                     "ALTER TABLE oauthdb_promoted_rows ADD CONSTRAINT oauthdb_promoted_rows_pkey "
-                    "PRIMARY KEY (table_name, row_id)"))
+                    "PRIMARY KEY (table_no, row_id)"))
       return -1;
     ex->ledger.pk_deferred = 0;
     ex_trace(ex, "ledger: its key built");
   }
+  if (record_summaries(ex)) return -1;
   /* the run's counts and key ids */
   ex_buf b = {0, 0, 0};
   buf_printf(&b, "{");

@@ -364,6 +364,8 @@ static void free_all(exporter *ex) {
   for (int i = 0; i < ex->n_tables; i++) {
     ex_table *t = &ex->tables[i];
     digest_state_free(t);
+    free(t->ledger.summary_xmins);
+    free(t->ledger.found_xmins);
     for (int j = 0; j < t->n_cols; j++) {
       free(t->cols[j].name);
       free(t->cols[j].pg_type);

@@ -7,7 +7,9 @@
 ** (postgres_migrations[]), recorded in the target's schema_migrations with
 ** the SHA-256 of each up script, as the extension does in SQLite. They run
 ** inside the export's one transaction: a refused or failed export, or a
-** --dry-run, leaves the schema as it was.
+** --dry-run, leaves the schema as it was. The promotion ledger's own
+** migrations (export_ledger.c) go through the same runner, migrate_set,
+** with their own table and no bound but this build's last.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,35 +163,48 @@ int target_begin(exporter *ex) {
   return 0;
 }
 
-static const migration *pg_migration(int version) {
-  for (int i = 0; i < postgres_migration_count; i++)
-    if (postgres_migrations[i].version == version) return &postgres_migrations[i];
+static const migration *find_migration(const migration_set *set, int version) {
+  for (int i = 0; i < set->count; i++)
+    if (set->list[i].version == version) return &set->list[i];
   return NULL;
 }
 
-int target_migrate(exporter *ex) {
-  PGresult *r = pg_exec(
-      ex, "creating schema_migrations",
-      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+/*
+** Brings the target to set->upto: the schema's migrations (up to the
+** source's version) and the ledger's (all of them) go through here. The
+** set's table (created if missing) records each applied migration with the
+** SHA-256 of its up script. Refused, before anything is applied: a
+** migration this build does not know, one whose checksum differs from this
+** build's, a gap, or a target already past set->upto. *before gets the
+** version the target was at.
+*/
+int migrate_set(exporter *ex, const migration_set *set, int *before) {
+  char *sql = ex_strdup_printf(
+      "CREATE TABLE IF NOT EXISTS %s ("
       " version integer PRIMARY KEY CHECK (version > 0),"
       " name text NOT NULL,"
       " checksum text NOT NULL CHECK (length(checksum) = 64),"
-      " applied_at timestamptz NOT NULL DEFAULT now())");
+      " applied_at timestamptz NOT NULL DEFAULT now())", set->table);
+  char *what = ex_strdup_printf("creating %s", set->table);
+  PGresult *r = pg_exec(ex, what, sql);
+  free(sql), free(what);
   if (!r) return -1;
   PQclear(r);
-  r = pg_exec(ex, "reading schema_migrations",
-              "SELECT version, name, checksum FROM schema_migrations ORDER BY version");
+  sql = ex_strdup_printf("SELECT version, name, checksum FROM %s ORDER BY version", set->table);
+  what = ex_strdup_printf("reading %s", set->table);
+  r = pg_exec(ex, what, sql);
+  free(sql), free(what);
   if (!r) return -1;
   int expected = 1;
   for (int i = 0; i < PQntuples(r); i++) {
     int v = atoi(PQgetvalue(r, i, 0));
     const char *name = PQgetvalue(r, i, 1), *sum = PQgetvalue(r, i, 2);
-    const migration *m = pg_migration(v);
+    const migration *m = find_migration(set, v);
     if (!m) {
       ex_fail(ex, EXIT_TARGET,
-              "target %s has migration %04d_%s, which this oauthdb-export does "
-              "not know: the target is newer than the source (%04d); refusing",
-              ex->target_desc, v, name, ex->source_version);
+              "target %s%s has migration %04d_%s, which this oauthdb-export does "
+              "not know: %s; refusing",
+              ex->target_desc, set->owner, v, name, set->newer);
       PQclear(r);
       return -1;
     }
@@ -197,50 +212,61 @@ int target_migrate(exporter *ex) {
     migration_checksum(m, want);
     if (strcmp(sum, want) != 0) {
       ex_fail(ex, EXIT_TARGET,
-              "target %s: migration %04d_%s differs from this build's "
+              "target %s: %s %04d_%s differs from this build's "
               "(checksum in target %.12s..., in this build %.12s...); refusing",
-              ex->target_desc, v, m->name, sum, want);
+              ex->target_desc, set->what, v, m->name, sum, want);
       PQclear(r);
       return -1;
     }
     if (v != expected) {
-      ex_fail(ex, EXIT_TARGET,
-              "target %s: schema_migrations lacks %04d (has %04d_%s); refusing",
-              ex->target_desc, expected, v, m->name);
+      ex_fail(ex, EXIT_TARGET, "target %s: %s lacks %04d (has %04d_%s); refusing",
+              ex->target_desc, set->table, expected, v, m->name);
       PQclear(r);
       return -1;
     }
     expected++;
   }
   PQclear(r);
-  ex->target_version_before = expected - 1;
-  if (ex->target_version_before > ex->source_version) {
-    const migration *m = pg_migration(ex->target_version_before);
+  *before = expected - 1;
+  if (*before > set->upto) {
+    const migration *m = find_migration(set, *before);
     return ex_fail(ex, EXIT_TARGET,
-                   "target %s is at migration %04d_%s, newer than the source "
+                   "target %s is at %s %04d_%s, newer than the source "
                    "(%04d); migrate the source first (SELECT oauthdb_migrate()); "
                    "refusing",
-                   ex->target_desc, m->version, m->name, ex->source_version);
+                   ex->target_desc, set->what, m->version, m->name, set->upto);
   }
-  for (int v = ex->target_version_before + 1; v <= ex->source_version; v++) {
-    const migration *m = pg_migration(v);
-    char what[128];
-    snprintf(what, sizeof what, "migration %04d_%s", m->version, m->name);
-    r = pg_exec(ex, what, m->up);
+  for (int v = *before + 1; v <= set->upto; v++) {
+    const migration *m = find_migration(set, v);
+    if (!m) return ex_fail(ex, EXIT_TARGET, "this build has no %s %04d", set->what, v);
+    char step[128];
+    snprintf(step, sizeof step, "%s %04d_%s", set->what, m->version, m->name);
+    r = pg_exec(ex, step, m->up);
     if (!r) return -1;
     PQclear(r);
     char sum[65], version[16];
     migration_checksum(m, sum);
     snprintf(version, sizeof version, "%d", m->version);
     const char *params[] = {version, m->name, sum};
-    r = pg_exec_params(ex, what,
-                       "INSERT INTO schema_migrations (version, name, checksum) "
-                       "VALUES ($1, $2, $3)",
-                       3, params);
+    sql = ex_strdup_printf("INSERT INTO %s (version, name, checksum) VALUES ($1, $2, $3)",
+                           set->table);
+    r = pg_exec_params(ex, step, sql, 3, params);
+    free(sql);
     if (!r) return -1;
     PQclear(r);
   }
   return 0;
+}
+
+/* The schema's migrations, up to the source's version. */
+int target_migrate(exporter *ex) {
+  char newer[96];
+  snprintf(newer, sizeof newer, "the target is newer than the source (%04d)",
+           ex->source_version);
+  const migration_set schema = {"schema_migrations", "migration", "", newer,
+                                postgres_migrations, postgres_migration_count,
+                                ex->source_version};
+  return migrate_set(ex, &schema, &ex->target_version_before);
 }
 
 static int kind_of(const char *typname, pg_kind *k) {

@@ -69,24 +69,31 @@ int secrets_prepare(exporter *ex) {
   ex->sealed_values = 0;
   for (int i = 0; i < ex->n_tables; i++) {
     const ex_table *t = &ex->tables[i];
+    /* Whether there are any: the count itself comes from pass 1, which
+       reads every row anyway. One look per table, all its sealed columns
+       at once: a column that is NULL in every row (id_token, often) would
+       otherwise cost a read of the whole table. */
+    ex_buf where = {0, 0, 0};
     for (int j = 0; j < t->n_src_cols; j++) {
       if (!export_is_sealed(t->name, t->src_cols[j])) continue;
-      char *qt = sql_ident(t->name), *qc = sql_ident(t->src_cols[j]);
-      /* Whether there are any: the count itself comes from pass 1, which
-         reads every row anyway. */
-      char *sql = ex_strdup_printf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s IS NOT NULL)", qt, qc);
-      free(qt), free(qc);
-      sqlite3_stmt *st = NULL;
-      int rc = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL);
-      free(sql);
-      if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        return ex_fail(ex, EXIT_NOINPUT, "source %s: cannot look for sealed values: %s",
-                       ex->source_path, sqlite3_errmsg(ex->src));
-      }
-      ex->sealed_values += sqlite3_column_int64(st, 0);
-      sqlite3_finalize(st);
+      char *qc = sql_ident(t->src_cols[j]);
+      buf_printf(&where, "%s%s IS NOT NULL", where.len ? " OR " : "", qc);
+      free(qc);
     }
+    if (!where.len) continue;
+    char *qt = sql_ident(t->name);
+    char *sql = ex_strdup_printf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s)", qt, (char *)where.p);
+    free(qt), free(where.p);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(ex->src, sql, -1, &st, NULL);
+    free(sql);
+    if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+      sqlite3_finalize(st);
+      return ex_fail(ex, EXIT_NOINPUT, "source %s: cannot look for sealed values: %s",
+                     ex->source_path, sqlite3_errmsg(ex->src));
+    }
+    ex->sealed_values += sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
   }
   if (ex->sealed_values > 0 && ex->secrets == SECRETS_UNSET)
     return ex_fail(

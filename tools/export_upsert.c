@@ -198,6 +198,18 @@ static int load_staged(exporter *ex, ex_table *t, const char *qt, const char *st
     free(q);
   }
   buf_printf(&b, LEDGER_DIGEST_COL " bytea) ON COMMIT DROP");
+  if (t->rerun.unchanged) {
+    /* pass 1's summary: dev changed no row, so nothing is sent; of
+       production's changes only the count (row versions) */
+    t->counts.read = t->n_source;
+    ex_trace(ex, "%s: unchanged in dev: nothing sent", t->name);
+    progress_step(ex, t->counts.read);
+    rc = ledger_gone_from_ids(ex, t, index, NULL, 0) ||
+                 ledger_count_kept(ex, t, qt, index, 0)
+             ? -1
+             : 0;
+    goto done;
+  }
   int64_t staged = 0;
   int changed_only = t->rerun.chosen && digest_usable(t);
   if (changed_only) {

@@ -64,6 +64,7 @@ static const struct {
     {"user_id", "uuid", PGK_UUID, 1},
     {"access_token", "bytea", PGK_BYTEA, 1},
     {"refresh_token", "bytea", PGK_BYTEA, 0},
+    {"id_token", "bytea", PGK_BYTEA, 0},
     {"scope", "text", PGK_TEXT, 0},
     {"meta", "json", PGK_JSON, 0},
     {"extra", "jsonb", PGK_JSONB, 0},
@@ -363,8 +364,8 @@ static const char *const SOURCE_DDL =
     "INSERT INTO users VALUES ('" USER_ID "');"
     /* No declared types: a dev file can hold any storage class anywhere. */
     "CREATE TABLE oauth_tokens (id, user_id REFERENCES users (id), access_token,"
-    " refresh_token, scope, meta, extra, expires_at, seen_at, active, small, medium,"
-    " big, raw)";
+    " refresh_token, id_token, scope, meta, extra, expires_at, seen_at, active, small,"
+    " medium, big, raw)";
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc; (void)argv;
@@ -457,7 +458,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_fail(TARGET, "source: %s", sqlite3_errmsg(db));
   sqlite3_stmt *ins = NULL;
   if (sqlite3_prepare_v2(db, "INSERT INTO oauth_tokens VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-                             " ?8, ?9, ?10, ?11, ?12, ?13, ?14)", -1, &ins, NULL) != SQLITE_OK)
+                             " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)", -1, &ins, NULL) != SQLITE_OK)
     fuzz_fail(TARGET, "insert: %s", sqlite3_errmsg(db));
   int rows = 0;
   do {

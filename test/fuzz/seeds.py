@@ -185,6 +185,7 @@ def row(**over):
         user_id=USER_ID(),
         access_token=SEAL("ya29.a0AfB_byDq7X3kP9vT2mLs8wQeR4nY6uJh1oZcVb0aKiGf5dSx"),
         refresh_token=SEAL("1//0gLxR7vQ2kT9sW4pZ8mN3bY6cF1hJ5dA0eU"),
+        id_token=NULL(),
         scope=TEXT("https://www.googleapis.com/auth/gmail.readonly"),
         meta=TEXT('{"a":1,"b":[true,null]}'),
         extra=TEXT('{"b":[1,2.50,"x"],"a":null,"aa":{"z":1e2}}'),
@@ -197,7 +198,7 @@ def row(**over):
         raw=BLOB(b"\x00\xff"),
     )
     cols.update(over)
-    order = ["id", "user_id", "access_token", "refresh_token", "scope", "meta", "extra",
+    order = ["id", "user_id", "access_token", "refresh_token", "id_token", "scope", "meta", "extra",
              "expires_at", "seen_at", "active", "small", "medium", "big", "raw"]
     return b"".join(cols[c] for c in order)
 
@@ -208,6 +209,11 @@ write(t, "valid-omit-verify", b"\x06" + row())
 write(t, "valid-two-rows-reseal", b"\x01" + row() + row(id=ID2, refresh_token=NULL()))
 write(t, "valid-nulls-where-allowed", b"\x04" + row(refresh_token=NULL(), scope=NULL(), meta=NULL(),
       extra=NULL(), expires_at=NULL(), seen_at=NULL(), small=NULL(), medium=NULL(), big=NULL(), raw=NULL()))
+IDT = SEAL("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2FjY291bnRzLmdvb2dsZS5jb20ifQ.c2ln")
+write(t, "valid-id-token-keep", b"\x00" + row(id_token=IDT))
+write(t, "valid-id-token-reseal-verify", b"\x05" + row(id_token=IDT) + row(id=ID2, id_token=IDT))
+write(t, "valid-id-token-omit", b"\x02" + row(id_token=IDT))
+write(t, "bad-id-token-not-sealed", b"\x00" + row(id_token=BLOB(b"eyJhbGciOiJub25lIn0.plaintext")))
 write(t, "valid-text-id", b"\x10" + row(id=TEXT("not-a-uuid")))
 write(t, "valid-limits", b"\x04" + row(expires_at=INT(253402300799), small=INT(32767), medium=INT(-2**31),
       big=INT(2**63 - 1), extra=TEXT('[1.0e+2, -0, 0.00, "\\ud83d\\ude00", "\\u00e9\\n"]')))
