@@ -354,7 +354,7 @@ static int failed_body(sqlite3_context *ctx, oauthdb_conn *conn, sqlite3 *db,
         id, link, (long long)failures, invalid_grant ? "true" : "false");
     if (!details) return SQLITE_NOMEM;
     rc = audit_write(conn, "token.reconsent_required", user_id[0] ? user_id : NULL,
-                     provider[0] ? provider : NULL, 1, NULL, details);
+                     provider[0] ? provider : NULL, 1, NULL, details, NULL);
     sqlite3_free(details);
     if (rc != SQLITE_OK) {
       *err = sqlite3_mprintf("cannot write the audit row: %s", sqlite3_errmsg(db));

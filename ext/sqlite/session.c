@@ -31,7 +31,8 @@
 ** deadline but never the absolute one.
 **
 ** Audit rows (auth_audit_log): session.created (details: session_id,
-** expires_at, idle_timeout), session.revoked (details: session_id and
+** expires_at, idle_timeout; the row's ip_address and user_agent are the
+** session's), session.revoked (details: session_id and
 ** reason; from session_revoke, session_revoke_user and session_revoke_id),
 ** session.rotated (details: session_id). Never the token. A touch writes no audit row: it
 ** happens on every request, the log would grow with traffic, and
@@ -244,7 +245,7 @@ static int audit_revoked(sqlite3_context *ctx, oauthdb_conn *conn,
     sqlite3_result_error_nomem(ctx);
     return SQLITE_NOMEM;
   }
-  int rc = audit_write(conn, "session.revoked", user_id, NULL, 1, reason, details);
+  int rc = audit_write(conn, "session.revoked", user_id, NULL, 1, reason, details, NULL);
   sqlite3_free(details);
   if (rc != SQLITE_OK) {
     /* The session stays revoked: a logout must not leave a token live. */
@@ -376,8 +377,9 @@ static void session_create_fn(sqlite3_context *ctx, int argc,
     char *details = sqlite3_mprintf(
         "{\"session_id\":\"%s\",\"expires_at\":%lld,\"idle_timeout\":%lld}",
         session_id, (long long)(now + ttl), (long long)idle_timeout(conn));
+    audit_client client = {ip_address, user_agent};
     int arc = details ? audit_write(conn, "session.created", user_id, NULL, 1, NULL,
-                                    details)
+                                    details, &client)
                       : SQLITE_NOMEM;
     sqlite3_free(details);
     audited = arc == SQLITE_OK;
@@ -655,7 +657,7 @@ static void session_rotate_fn(sqlite3_context *ctx, int argc,
     if (sid && sqlite3_column_bytes(st, 0) == 36) memcpy(session_id, sid, 37);
     if (uid && sqlite3_column_bytes(st, 1) == 36) memcpy(user_id, uid, 37);
     char *details = sqlite3_mprintf("{\"session_id\":\"%s\"}", session_id);
-    int arc = details ? audit_write(conn, "session.rotated", user_id, NULL, 1, NULL, details)
+    int arc = details ? audit_write(conn, "session.rotated", user_id, NULL, 1, NULL, details, NULL)
                       : SQLITE_NOMEM;
     sqlite3_free(details);
     audited = arc == SQLITE_OK;
