@@ -212,6 +212,29 @@ static const char *user_id_arg(sqlite3_context *ctx, sqlite3_value *v,
 }
 
 /*
+** The optional text arguments (a revocation's reason, session_create's
+** ip_address and user_agent) share one reading: absent or NULL leaves *OUT
+** as it was (the caller's default), text of at most MAX bytes is taken, and
+** anything else is refused by the caller in its own words.
+*/
+enum text_arg_status { TEXT_ARG_OK, TEXT_ARG_NOT_TEXT, TEXT_ARG_TOO_LONG,
+                       TEXT_ARG_NOMEM };
+static enum text_arg_status optional_text_arg(sqlite3_context *ctx, int argc,
+                                              sqlite3_value **argv, int i,
+                                              int max, const char **out) {
+  if (argc <= i || sqlite3_value_type(argv[i]) == SQLITE_NULL) return TEXT_ARG_OK;
+  if (sqlite3_value_type(argv[i]) != SQLITE_TEXT) return TEXT_ARG_NOT_TEXT;
+  const char *text = (const char *)sqlite3_value_text(argv[i]);
+  if (!text) {
+    sqlite3_result_error_nomem(ctx);
+    return TEXT_ARG_NOMEM;
+  }
+  if (sqlite3_value_bytes(argv[i]) > max) return TEXT_ARG_TOO_LONG;
+  *out = text;
+  return TEXT_ARG_OK;
+}
+
+/*
 ** A revocation reason: optional text of at most SESSION_MAX_REASON bytes.
 ** Returns 0 with the error set on ctx when it is not acceptable.
 */
@@ -219,21 +242,15 @@ static int reason_arg(sqlite3_context *ctx, int argc, sqlite3_value **argv,
                       int i, const char *fallback, const char **out,
                       const char *fn) {
   *out = fallback;
-  if (argc <= i || sqlite3_value_type(argv[i]) == SQLITE_NULL) return 1;
-  if (sqlite3_value_type(argv[i]) != SQLITE_TEXT) {
-    fn_error(ctx, "%s: reason must be text", fn);
-    return 0;
-  }
-  *out = (const char *)sqlite3_value_text(argv[i]);
-  if (!*out) {
-    sqlite3_result_error_nomem(ctx);
-    return 0;
-  }
-  if (sqlite3_value_bytes(argv[i]) > SESSION_MAX_REASON) {
+  switch (optional_text_arg(ctx, argc, argv, i, SESSION_MAX_REASON, out)) {
+  case TEXT_ARG_OK: return 1;
+  case TEXT_ARG_NOT_TEXT: fn_error(ctx, "%s: reason must be text", fn); break;
+  case TEXT_ARG_TOO_LONG:
     fn_error(ctx, SESSION_MSG_REASON_TOO_LONG, fn, SESSION_MAX_REASON);
-    return 0;
+    break;
+  case TEXT_ARG_NOMEM: break;
   }
-  return 1;
+  return 0;
 }
 
 /* Write a session.revoked audit row; on failure the error is set on ctx. */
@@ -256,29 +273,22 @@ static int audit_revoked(sqlite3_context *ctx, oauthdb_conn *conn,
 }
 
 /*
-** An optional text argument of at most MAX bytes that session_create
-** records (ip_address, user_agent). NULL (or absent) is recorded as NULL.
-** Returns 0 with the error set on ctx when it is not acceptable.
+** session_create's ip_address or user_agent: NULL (or absent) is recorded
+** as NULL. Returns 0 with the error set on ctx when it is not acceptable.
 */
 static int client_arg(sqlite3_context *ctx, int argc, sqlite3_value **argv,
                       int i, int max, const char *name, const char **out) {
   *out = NULL;
-  if (argc <= i || sqlite3_value_type(argv[i]) == SQLITE_NULL) return 1;
-  if (sqlite3_value_type(argv[i]) != SQLITE_TEXT) {
+  switch (optional_text_arg(ctx, argc, argv, i, max, out)) {
+  case TEXT_ARG_OK: return 1;
+  case TEXT_ARG_NOT_TEXT:
     fn_error(ctx, "session_create: %s must be text or NULL, not %s", name,
              storage_class_name(sqlite3_value_type(argv[i])));
-    return 0;
+    break;
+  case TEXT_ARG_TOO_LONG: fn_error(ctx, SESSION_MSG_CLIENT_TOO_LONG, name, max); break;
+  case TEXT_ARG_NOMEM: break;
   }
-  *out = (const char *)sqlite3_value_text(argv[i]);
-  if (!*out) {
-    sqlite3_result_error_nomem(ctx);
-    return 0;
-  }
-  if (sqlite3_value_bytes(argv[i]) > max) {
-    fn_error(ctx, SESSION_MSG_CLIENT_TOO_LONG, name, max);
-    return 0;
-  }
-  return 1;
+  return 0;
 }
 
 static void new_token(char token[TOKEN_TEXT_LEN + 1],
