@@ -132,10 +132,16 @@ static const plan_def plan_defs[PLAN_COUNT] = {
                         " AND revoked_at IS NULL AND expires_at > $2"
                         " RETURNING id::text, user_id::text",
                         3, {UUIDOID, TIMESTAMPTZOID, TEXTOID}},
-    [PLAN_REVOKE_USER] = {"UPDATE %1$s.user_sessions SET revoked_at = $2,"
-                          " revoked_reason = $3 WHERE user_id = $1"
-                          " AND revoked_at IS NULL AND expires_at > $2"
-                          " RETURNING id::text, user_id::text",
+    /*
+    ** The audit rows in the sessions' id order (uuid7: creation order),
+    ** as SQLite writes them, not in whatever order the UPDATE met them.
+    */
+    [PLAN_REVOKE_USER] = {"WITH revoked AS (UPDATE %1$s.user_sessions"
+                          " SET revoked_at = $2, revoked_reason = $3"
+                          " WHERE user_id = $1 AND revoked_at IS NULL"
+                          " AND expires_at > $2 RETURNING id, user_id)"
+                          " SELECT id::text, user_id::text FROM revoked"
+                          " ORDER BY id",
                           3, {UUIDOID, TIMESTAMPTZOID, TEXTOID}},
     /* The old hash is replaced in the same UPDATE: the old token dies. */
     [PLAN_ROTATE] = {"UPDATE %1$s.user_sessions AS s SET token_hash = $3,"

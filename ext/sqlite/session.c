@@ -110,7 +110,16 @@ static const char session_rotate_sql[] =
     "             WHERE u.id = s.user_id AND u.is_active = 1)"
     " RETURNING id, user_id";
 
-/* Rare (sign out everywhere, deactivation): prepared per call, not cached. */
+/*
+** Rare (sign out everywhere, deactivation): prepared per call, not cached.
+** The live sessions are read first, in id order (uuid7: creation order), so
+** that the audit rows come in that order on both engines; UPDATE ...
+** RETURNING yields rows in no defined order.
+*/
+static const char session_live_of_user_sql[] =
+    "SELECT id FROM user_sessions"
+    " WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2"
+    " ORDER BY id";
 static const char session_revoke_user_sql[] =
     "UPDATE user_sessions SET revoked_at = ?2, revoked_reason = ?3"
     " WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2"
@@ -555,39 +564,63 @@ static void session_revoke_user_fn(sqlite3_context *ctx, int argc,
   if (!user_id) return;
   const char *reason;
   if (!reason_arg(ctx, argc, argv, 1, "revoke_user", &reason, fn)) return;
+  int64_t now = conn_now(conn);
 
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(conn->db, session_revoke_user_sql, -1, &st, NULL) !=
-      SQLITE_OK) {
-    db_error(ctx, conn, fn);
-    sqlite3_finalize(st);
-    return;
+  sqlite3_stmt *live = NULL, *st = NULL;
+  char (*ids)[37] = NULL;  /* the live sessions' ids, in id order */
+  sqlite3_int64 n_live = 0, n = 0;
+  int rc;
+  if (sqlite3_prepare_v2(conn->db, session_live_of_user_sql, -1, &live, NULL) != SQLITE_OK)
+    goto db_failed;
+  sqlite3_bind_text(live, 1, user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(live, 2, now);
+  while ((rc = sqlite3_step(live)) == SQLITE_ROW) {
+    const char *sid = (const char *)sqlite3_column_text(live, 0);
+    if (!sid || sqlite3_column_bytes(live, 0) != 36) continue;
+    void *grown = sqlite3_realloc64(ids, (sqlite3_uint64)(n_live + 1) * sizeof *ids);
+    if (!grown) {
+      sqlite3_result_error_nomem(ctx);
+      goto out;
+    }
+    ids = grown;
+    memcpy(ids[n_live++], sid, 37);
   }
+  if (rc != SQLITE_DONE) goto db_failed;
+
+  if (sqlite3_prepare_v2(conn->db, session_revoke_user_sql, -1, &st, NULL) != SQLITE_OK)
+    goto db_failed;
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, conn_now(conn));
+  sqlite3_bind_int64(st, 2, now);
   sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
   /*
-  ** RETURNING: every row is updated by the first step, then the ids are
-  ** read one by one, each getting its own audit row as it comes.
+  ** RETURNING: every row is updated by the first step. The audit rows are
+  ** written while the UPDATE is still running, before the step that ends
+  ** it (which commits, in autocommit mode): the revocations and their
+  ** record commit together. The sessions it updated are the ones read
+  ** above: the read and the UPDATE see one snapshot (the calling statement
+  ** holds it; a write by another connection in between makes the UPDATE
+  ** fail as busy rather than see more), and the count is checked.
   */
-  sqlite3_int64 n = 0;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const char *sid = (const char *)sqlite3_column_text(st, 0);
-    if (!sid) continue;
-    n++;
-    if (audit_revoked(ctx, conn, fn, sid, user_id, reason) != SQLITE_OK) {
-      sqlite3_finalize(st);
-      return;
-    }
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    for (sqlite3_int64 i = 0; i < n_live; i++)
+      if (audit_revoked(ctx, conn, fn, ids[i], user_id, reason) != SQLITE_OK) goto out;
+    do n++; while ((rc = sqlite3_step(st)) == SQLITE_ROW);
   }
-  if (rc != SQLITE_DONE) {
-    db_error(ctx, conn, fn);
-    sqlite3_finalize(st);
-    return;
+  if (rc != SQLITE_DONE) goto db_failed;
+  if (n != n_live) {
+    fn_error(ctx, "%s: revoked %lld sessions but read %lld live ones; "
+                  "the audit log may be missing rows", fn, (long long)n, (long long)n_live);
+    goto out;
   }
-  sqlite3_finalize(st);
   sqlite3_result_int64(ctx, n);
+  goto out;
+db_failed:
+  db_error(ctx, conn, fn);
+out:
+  sqlite3_finalize(live);
+  sqlite3_finalize(st);
+  sqlite3_free(ids);
 }
 
 /* ---- session_revoke_id(session_id [, reason]) ---- */
