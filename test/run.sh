@@ -109,11 +109,13 @@ for t in "${tests[@]}"; do
   mkdir -p "$dir"
   chmod 755 "$dir"
   log=$dir.log
+  started=$SECONDS
   # OAUTHDB_WRAPPER (unset: none) runs tclsh under a tool, e.g. valgrind
   # for `make check-valgrind`; word-split on purpose, so it can carry options.
   # shellcheck disable=SC2086
   OAUTHDB_TEST_DIR=$dir ${OAUTHDB_WRAPPER:-} tclsh "$t" >"$log" 2>&1
   rc=$?
+  took=$((SECONDS - started))
   line=$(grep -a '^oauthdb-results:' "$log" | tail -1)
   p=$(echo "$line" | sed -n 's/.*passed=\([0-9]*\).*/\1/p')
   f=$(echo "$line" | sed -n 's/.*failed=\([0-9]*\).*/\1/p')
@@ -125,10 +127,11 @@ for t in "${tests[@]}"; do
   fi
   passed=$((passed + p)) failed=$((failed + f))
   if [ "$f" != 0 ]; then
-    echo "--- $t: $p passed, $f failed (exit $rc)"
+    echo "--- $t: $p passed, $f failed (exit $rc, ${took} s)"
     grep -a -v -E '\.\.\. Ok$' "$log" | head -60
   else
-    echo "$t: $p passed"
+    # The seconds each file took: the suite has a time budget (README).
+    echo "$t: $p passed (${took} s)"
   fi
   # A test or section that could not run says so in its log as
   # `NAME: SKIPPED: why`; show it here, so that no skip passes silently.

@@ -46,3 +46,10 @@ void uuid7_format(const unsigned char b[UUID7_BYTES], char out[UUID7_TEXT_LEN + 
   }
   *p = '\0';
 }
+
+int64_t uuid7_timestamp_ms(const unsigned char b[UUID7_BYTES]) {
+  if ((b[6] >> 4) != 7 || (b[8] & 0xC0) != 0x80) return -1;
+  int64_t ms = 0;
+  for (int i = 0; i < 6; i++) ms = ms << 8 | b[i];
+  return ms;
+}

@@ -43,4 +43,17 @@ void uuid7_next_bytes(uuid7_state *st, unsigned char out[UUID7_BYTES]);
 /* 16 bytes as lowercase 8-4-4-4-12 text, NUL-terminated. */
 void uuid7_format(const unsigned char b[UUID7_BYTES], char out[UUID7_TEXT_LEN + 1]);
 
+/*
+** The unix milliseconds in a version 7 UUID's first 48 bits, or -1 when the
+** 16 bytes are not a version 7 UUID (version nibble 7, variant bits 10): a
+** v4 id read as a date would be noticed, not believed. Both engines'
+** uuid7_timestamp().
+*/
+int64_t uuid7_timestamp_ms(const unsigned char b[UUID7_BYTES]);
+
+/* What both engines' uuid7_timestamp() say of anything else. */
+#define UUID7_MSG_NOT_V7 \
+  "uuid7_timestamp: not a version 7 UUID (expected " \
+  "xxxxxxxx-xxxx-7xxx-[89ab]xxx-xxxxxxxxxxxx)"
+
 #endif /* OAUTHDB_UUID7_H */

@@ -172,8 +172,7 @@ GRANT EXECUTE ON FUNCTION
   @extschema@.token_key_id(bytea), @extschema@.token_ad(text, text, text), @extschema@.scope_has(text, text)
   TO oauthdb_readonly, oauthdb_auditor;
 
--- ===== oauth_token_vault (vault.c; docs/POSTGRES.md "The vault") =========
--- The C half of the vault. The view oauth_token_vault, its INSTEAD OF
+-- ===== oauth_token_vault (vault.c; docs/POSTGRES.md "The vault") ==-- The C half of the vault. The view oauth_token_vault, its INSTEAD OF
 -- triggers and their plpgsql come with migration 0004
 -- (sql/postgres/0004_token_vault.up.sql), next to the tables, and call
 -- these at run time: a view must name existing tables, and objects made
@@ -244,3 +243,27 @@ GRANT EXECUTE ON FUNCTION
 -- ===========================================================================
 -- End of refresh scheduling and refresh workers.
 -- ===========================================================================
+-- ---- Functions SQLite has under the same names (password.c, uuid7.c) ----
+-- password_needs_rehash and uuid7_timestamp are pure and reveal nothing
+-- (SQLite: DETERMINISTIC, INNOCUOUS). token_ad also takes a uuid id, as
+-- every id column here is one (the same C function; tokens.c).
+CREATE FUNCTION @extschema@.password_needs_rehash(hash text)
+  RETURNS boolean AS 'MODULE_PATHNAME', 'password_needs_rehash'
+  LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.uuid7_timestamp(id uuid)
+  RETURNS bigint AS 'MODULE_PATHNAME', 'uuid7_timestamp'
+  LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.token_ad(table_name text, column_name text, id uuid)
+  RETURNS text AS 'MODULE_PATHNAME', 'token_ad'
+  LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION
+  @extschema@.password_needs_rehash(text), @extschema@.uuid7_timestamp(uuid),
+  @extschema@.token_ad(text, text, uuid)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  @extschema@.password_needs_rehash(text), @extschema@.uuid7_timestamp(uuid),
+  @extschema@.token_ad(text, text, uuid)
+  TO oauthdb_app;
+GRANT EXECUTE ON FUNCTION
+  @extschema@.uuid7_timestamp(uuid), @extschema@.token_ad(text, text, uuid)
+  TO oauthdb_readonly, oauthdb_auditor;

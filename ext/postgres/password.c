@@ -7,7 +7,10 @@
 **   UPDATE users SET password_hash = password_hash($1) WHERE id = $2;
 **   SELECT password_verify(password_hash, $1) FROM users WHERE email = $2;
 **
-** password_verify returns boolean (SQLite: 0 or 1); a NULL hash or password
+** password_needs_rehash(hash) says whether a hash was made with other
+** parameters (or as Argon2i) and should be redone at the next sign-in.
+**
+** password_verify and password_needs_rehash return boolean (SQLite: 0 or 1); a NULL hash or password
 ** gives false, as in SQLite. The password is copied into sodium_malloc'd
 ** memory for the hash and zeroed after.
 */
@@ -27,6 +30,7 @@
 
 PG_FUNCTION_INFO_V1(password_hash);
 PG_FUNCTION_INFO_V1(password_verify);
+PG_FUNCTION_INFO_V1(password_needs_rehash);
 
 /* Argument I in sodium_malloc'd memory, NUL-terminated; *len its bytes. */
 static char *password_copy(FunctionCallInfo fcinfo, int i, const char *fn,
@@ -81,4 +85,19 @@ Datum password_verify(PG_FUNCTION_ARGS) {
   bool ok = crypto_pwhash_str_verify(hash, pw, len) == 0;
   password_free(pw, len);
   PG_RETURN_BOOL(ok);
+}
+
+/*
+** password_needs_rehash(hash): true for an Argon2i hash (it verifies, but
+** should be redone as Argon2id) or one made with other parameters; an error
+** for a string whose parameters cannot be read, in SQLite's words.
+*/
+Datum password_needs_rehash(PG_FUNCTION_ARGS) {
+  char *hash = text_to_cstring(PG_GETARG_TEXT_PP(0));
+  if (strncmp(hash, "$argon2i$", 9) == 0) PG_RETURN_BOOL(true);
+  int rc = crypto_pwhash_str_needs_rehash(hash, PASSWORD_OPSLIMIT, PASSWORD_MEMLIMIT);
+  if (rc < 0)
+    oauthdb_error(ERRCODE_INVALID_PARAMETER_VALUE,
+                  "password_needs_rehash: malformed Argon2id hash string");
+  PG_RETURN_BOOL(rc == 1);
 }

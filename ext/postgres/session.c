@@ -132,10 +132,16 @@ static const plan_def plan_defs[PLAN_COUNT] = {
                         " AND revoked_at IS NULL AND expires_at > $2"
                         " RETURNING id::text, user_id::text",
                         3, {UUIDOID, TIMESTAMPTZOID, TEXTOID}},
-    [PLAN_REVOKE_USER] = {"UPDATE %1$s.user_sessions SET revoked_at = $2,"
-                          " revoked_reason = $3 WHERE user_id = $1"
-                          " AND revoked_at IS NULL AND expires_at > $2"
-                          " RETURNING id::text, user_id::text",
+    /*
+    ** The audit rows in the sessions' id order (uuid7: creation order),
+    ** as SQLite writes them, not in whatever order the UPDATE met them.
+    */
+    [PLAN_REVOKE_USER] = {"WITH revoked AS (UPDATE %1$s.user_sessions"
+                          " SET revoked_at = $2, revoked_reason = $3"
+                          " WHERE user_id = $1 AND revoked_at IS NULL"
+                          " AND expires_at > $2 RETURNING id, user_id)"
+                          " SELECT id::text, user_id::text FROM revoked"
+                          " ORDER BY id",
                           3, {UUIDOID, TIMESTAMPTZOID, TEXTOID}},
     /* The old hash is replaced in the same UPDATE: the old token dies. */
     [PLAN_ROTATE] = {"UPDATE %1$s.user_sessions AS s SET token_hash = $3,"
@@ -148,11 +154,12 @@ static const plan_def plan_defs[PLAN_COUNT] = {
     ** clock_timestamp()), as every writer's do. A success's reason goes
     ** into details, as in SQLite.
     */
-    [PLAN_AUDIT] = {"INSERT INTO %1$s.auth_audit_log (user_id, action, details)"
+    [PLAN_AUDIT] = {"INSERT INTO %1$s.auth_audit_log (user_id, action, details,"
+                    " ip_address, user_agent)"
                     " VALUES ($1, $2, $3::jsonb || CASE WHEN $4 IS NULL"
                     " THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object("
-                    "'reason', $4) END)",
-                    4, {UUIDOID, TEXTOID, TEXTOID, TEXTOID}},
+                    "'reason', $4) END, $5, $6)",
+                    6, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}},
 };
 
 static SPIPlanPtr plans[PLAN_COUNT];
@@ -262,13 +269,25 @@ static Datum client_arg(FunctionCallInfo fcinfo, int i, int max,
 
 /* ---- audit rows ---- */
 
+/*
+** One auth_audit_log row. IP and AGENT (the session's client, as
+** session_create got them; 0 with *_NULL 'n' otherwise) become the row's
+** ip_address and user_agent.
+*/
+static void audit_from(FunctionCallInfo fcinfo, const char *action,
+                       const char *user_id, const char *details,
+                       const char *reason, Datum ip, char ip_null,
+                       Datum agent, char agent_null) {
+  Datum v[6] = {DirectFunctionCall1(uuid_in, CStringGetDatum(user_id)),
+                CStringGetTextDatum(action), CStringGetTextDatum(details),
+                reason ? CStringGetTextDatum(reason) : (Datum)0, ip, agent};
+  char nulls[7] = {' ', ' ', ' ', reason ? ' ' : 'n', ip_null, agent_null, '\0'};
+  run(fcinfo, PLAN_AUDIT, v, nulls, false);
+}
+
 static void audit(FunctionCallInfo fcinfo, const char *action,
                   const char *user_id, const char *details, const char *reason) {
-  Datum v[4] = {DirectFunctionCall1(uuid_in, CStringGetDatum(user_id)),
-                CStringGetTextDatum(action), CStringGetTextDatum(details),
-                reason ? CStringGetTextDatum(reason) : (Datum)0};
-  char nulls[5] = {' ', ' ', ' ', reason ? ' ' : 'n', '\0'};
-  run(fcinfo, PLAN_AUDIT, v, nulls, false);
+  audit_from(fcinfo, action, user_id, details, reason, (Datum)0, 'n', (Datum)0, 'n');
 }
 
 /* ---- session_create(user_id uuid [, ttl [, ip_address [, user_agent]]]) ---- */
@@ -310,7 +329,8 @@ Datum session_create_pg(PG_FUNCTION_ARGS) {
   char *details = psprintf(
       "{\"session_id\":\"%s\",\"expires_at\":%lld,\"idle_timeout\":%d}",
       session_id, (long long)(now + ttl), idle_timeout());
-  audit(fcinfo, "session.created", user_text, details, NULL);
+  audit_from(fcinfo, "session.created", user_text, details, NULL,
+             ip, nulls[5], agent, nulls[6]);
   SPI_finish();
   text *result = cstring_to_text_with_len(token, SESSION_TOKEN_TEXT_LEN);
   sodium_memzero(token, sizeof token);

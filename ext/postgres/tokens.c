@@ -33,7 +33,9 @@
 
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/uuid.h"
 
 #include "associated_data.h"
 #include "fingerprint.h"
@@ -237,16 +239,27 @@ Datum token_fingerprint(PG_FUNCTION_ARGS) {
 
 /*
 ** token_ad(table, column, id) -> 'table.column:id' (associated_data.h), the
-** same core function as SQLite's token_ad, the vault and the exporter.
+** same core function as SQLite's token_ad, the vault and the exporter. The
+** id is text or a uuid (every id column here is one; the SQL script
+** declares both): a uuid's text is the lower-case form a dev database's ids
+** have, so the associated data is the same on both engines.
 */
 Datum token_ad(PG_FUNCTION_ARGS) {
   char *table = text_to_cstring(PG_GETARG_TEXT_PP(0));
   char *column = text_to_cstring(PG_GETARG_TEXT_PP(1));
-  text *id = PG_GETARG_TEXT_PP(2);
-  size_t n_id = VARSIZE_ANY_EXHDR(id);
-  size_t n = associated_data(NULL, 0, table, column, VARDATA_ANY(id), n_id);
+  const char *id;
+  size_t n_id;
+  if (get_fn_expr_argtype(fcinfo->flinfo, 2) == UUIDOID) {
+    id = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(2)));
+    n_id = strlen(id);
+  } else {
+    text *t = PG_GETARG_TEXT_PP(2);
+    id = VARDATA_ANY(t);
+    n_id = VARSIZE_ANY_EXHDR(t);
+  }
+  size_t n = associated_data(NULL, 0, table, column, id, n_id);
   text *out = palloc(VARHDRSZ + n + 1);
-  associated_data(VARDATA(out), n + 1, table, column, VARDATA_ANY(id), n_id);
+  associated_data(VARDATA(out), n + 1, table, column, id, n_id);
   SET_VARSIZE(out, VARHDRSZ + n);
   PG_RETURN_TEXT_P(out);
 }

@@ -22,17 +22,17 @@ SQLITE_EXTENSION_INIT3
 #define AUDIT_INSERT_SQL                                                    \
   "INSERT INTO main.auth_audit_log"                                         \
   "(id, timestamp, user_id, action, provider, success, error_message,"      \
-  " details)"                                                               \
+  " details, ip_address, user_agent)"                                       \
   " SELECT n.id, n.timestamp, ?1, ?2, ?3, ?4,"                              \
   " CASE WHEN ?4 THEN NULL ELSE ?5 END,"                                    \
   " CASE WHEN ?4 AND ?5 IS NOT NULL"                                        \
   "      THEN json_set(coalesce(?6, '{}'), '$.reason', ?5)"                 \
-  "      ELSE coalesce(?6, '{}') END"                                       \
+  "      ELSE coalesce(?6, '{}') END, ?7, ?8"                               \
   " FROM main.auth_audit_log_new_id AS n"
 
 int audit_write(oauthdb_conn *conn, const char *action, const char *user_id,
                 const char *provider, int success, const char *reason,
-                const char *details_json) {
+                const char *details_json, const audit_client *client) {
   sqlite3_stmt *st = conn_stmt(conn, STMT_AUDIT_INSERT, AUDIT_INSERT_SQL);
   if (!st) {
     int rc = sqlite3_errcode(conn->db);
@@ -51,6 +51,8 @@ int audit_write(oauthdb_conn *conn, const char *action, const char *user_id,
   sqlite3_bind_int(st, 4, success ? 1 : 0);
   sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 6, details_json, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 7, client ? client->ip_address : NULL, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 8, client ? client->user_agent : NULL, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   /* reset returns the step's error code and keeps its message. */
   int reset_rc = sqlite3_reset(st);

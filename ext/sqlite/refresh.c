@@ -332,7 +332,7 @@ static int failed_body(sqlite3_context *ctx, oauthdb_conn *conn, sqlite3 *db,
     refresh_reconsent_details(details, sizeof details, id, link, failures,
                               invalid_grant);
     rc = audit_write(conn, "token.reconsent_required", user_id[0] ? user_id : NULL,
-                     provider[0] ? provider : NULL, 1, NULL, details);
+                     provider[0] ? provider : NULL, 1, NULL, details, NULL);
     if (rc != SQLITE_OK) {
       *err = sqlite3_mprintf("cannot write the audit row: %s", sqlite3_errmsg(db));
       return rc;

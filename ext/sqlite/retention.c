@@ -157,7 +157,7 @@ static int purge_in_savepoint(oauthdb_conn *conn, sqlite3_int64 older_than,
     if (!details) rc = SQLITE_NOMEM;
   }
   if (rc == SQLITE_OK) {
-    rc = audit_write(conn, "retention.run", NULL, NULL, 1, NULL, details);
+    rc = audit_write(conn, "retention.run", NULL, NULL, 1, NULL, details, NULL);
     if (rc != SQLITE_OK) *err = db_message(db);
   }
   if (rc == SQLITE_OK) {

@@ -31,7 +31,8 @@
 ** deadline but never the absolute one.
 **
 ** Audit rows (auth_audit_log): session.created (details: session_id,
-** expires_at, idle_timeout), session.revoked (details: session_id and
+** expires_at, idle_timeout; the row's ip_address and user_agent are the
+** session's), session.revoked (details: session_id and
 ** reason; from session_revoke, session_revoke_user and session_revoke_id),
 ** session.rotated (details: session_id). Never the token. A touch writes no audit row: it
 ** happens on every request, the log would grow with traffic, and
@@ -110,7 +111,16 @@ static const char session_rotate_sql[] =
     "             WHERE u.id = s.user_id AND u.is_active = 1)"
     " RETURNING id, user_id";
 
-/* Rare (sign out everywhere, deactivation): prepared per call, not cached. */
+/*
+** Rare (sign out everywhere, deactivation): prepared per call, not cached.
+** The live sessions are read first, in id order (uuid7: creation order), so
+** that the audit rows come in that order on both engines; UPDATE ...
+** RETURNING yields rows in no defined order.
+*/
+static const char session_live_of_user_sql[] =
+    "SELECT id FROM user_sessions"
+    " WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2"
+    " ORDER BY id";
 static const char session_revoke_user_sql[] =
     "UPDATE user_sessions SET revoked_at = ?2, revoked_reason = ?3"
     " WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2"
@@ -212,6 +222,29 @@ static const char *user_id_arg(sqlite3_context *ctx, sqlite3_value *v,
 }
 
 /*
+** The optional text arguments (a revocation's reason, session_create's
+** ip_address and user_agent) share one reading: absent or NULL leaves *OUT
+** as it was (the caller's default), text of at most MAX bytes is taken, and
+** anything else is refused by the caller in its own words.
+*/
+enum text_arg_status { TEXT_ARG_OK, TEXT_ARG_NOT_TEXT, TEXT_ARG_TOO_LONG,
+                       TEXT_ARG_NOMEM };
+static enum text_arg_status optional_text_arg(sqlite3_context *ctx, int argc,
+                                              sqlite3_value **argv, int i,
+                                              int max, const char **out) {
+  if (argc <= i || sqlite3_value_type(argv[i]) == SQLITE_NULL) return TEXT_ARG_OK;
+  if (sqlite3_value_type(argv[i]) != SQLITE_TEXT) return TEXT_ARG_NOT_TEXT;
+  const char *text = (const char *)sqlite3_value_text(argv[i]);
+  if (!text) {
+    sqlite3_result_error_nomem(ctx);
+    return TEXT_ARG_NOMEM;
+  }
+  if (sqlite3_value_bytes(argv[i]) > max) return TEXT_ARG_TOO_LONG;
+  *out = text;
+  return TEXT_ARG_OK;
+}
+
+/*
 ** A revocation reason: optional text of at most SESSION_MAX_REASON bytes.
 ** Returns 0 with the error set on ctx when it is not acceptable.
 */
@@ -219,21 +252,15 @@ static int reason_arg(sqlite3_context *ctx, int argc, sqlite3_value **argv,
                       int i, const char *fallback, const char **out,
                       const char *fn) {
   *out = fallback;
-  if (argc <= i || sqlite3_value_type(argv[i]) == SQLITE_NULL) return 1;
-  if (sqlite3_value_type(argv[i]) != SQLITE_TEXT) {
-    fn_error(ctx, "%s: reason must be text", fn);
-    return 0;
-  }
-  *out = (const char *)sqlite3_value_text(argv[i]);
-  if (!*out) {
-    sqlite3_result_error_nomem(ctx);
-    return 0;
-  }
-  if (sqlite3_value_bytes(argv[i]) > SESSION_MAX_REASON) {
+  switch (optional_text_arg(ctx, argc, argv, i, SESSION_MAX_REASON, out)) {
+  case TEXT_ARG_OK: return 1;
+  case TEXT_ARG_NOT_TEXT: fn_error(ctx, "%s: reason must be text", fn); break;
+  case TEXT_ARG_TOO_LONG:
     fn_error(ctx, SESSION_MSG_REASON_TOO_LONG, fn, SESSION_MAX_REASON);
-    return 0;
+    break;
+  case TEXT_ARG_NOMEM: break;
   }
-  return 1;
+  return 0;
 }
 
 /* Write a session.revoked audit row; on failure the error is set on ctx. */
@@ -245,7 +272,7 @@ static int audit_revoked(sqlite3_context *ctx, oauthdb_conn *conn,
     sqlite3_result_error_nomem(ctx);
     return SQLITE_NOMEM;
   }
-  int rc = audit_write(conn, "session.revoked", user_id, NULL, 1, reason, details);
+  int rc = audit_write(conn, "session.revoked", user_id, NULL, 1, reason, details, NULL);
   sqlite3_free(details);
   if (rc != SQLITE_OK) {
     /* The session stays revoked: a logout must not leave a token live. */
@@ -256,29 +283,22 @@ static int audit_revoked(sqlite3_context *ctx, oauthdb_conn *conn,
 }
 
 /*
-** An optional text argument of at most MAX bytes that session_create
-** records (ip_address, user_agent). NULL (or absent) is recorded as NULL.
-** Returns 0 with the error set on ctx when it is not acceptable.
+** session_create's ip_address or user_agent: NULL (or absent) is recorded
+** as NULL. Returns 0 with the error set on ctx when it is not acceptable.
 */
 static int client_arg(sqlite3_context *ctx, int argc, sqlite3_value **argv,
                       int i, int max, const char *name, const char **out) {
   *out = NULL;
-  if (argc <= i || sqlite3_value_type(argv[i]) == SQLITE_NULL) return 1;
-  if (sqlite3_value_type(argv[i]) != SQLITE_TEXT) {
+  switch (optional_text_arg(ctx, argc, argv, i, max, out)) {
+  case TEXT_ARG_OK: return 1;
+  case TEXT_ARG_NOT_TEXT:
     fn_error(ctx, "session_create: %s must be text or NULL, not %s", name,
              storage_class_name(sqlite3_value_type(argv[i])));
-    return 0;
+    break;
+  case TEXT_ARG_TOO_LONG: fn_error(ctx, SESSION_MSG_CLIENT_TOO_LONG, name, max); break;
+  case TEXT_ARG_NOMEM: break;
   }
-  *out = (const char *)sqlite3_value_text(argv[i]);
-  if (!*out) {
-    sqlite3_result_error_nomem(ctx);
-    return 0;
-  }
-  if (sqlite3_value_bytes(argv[i]) > max) {
-    fn_error(ctx, SESSION_MSG_CLIENT_TOO_LONG, name, max);
-    return 0;
-  }
-  return 1;
+  return 0;
 }
 
 static void new_token(char token[TOKEN_TEXT_LEN + 1],
@@ -377,8 +397,9 @@ static void session_create_fn(sqlite3_context *ctx, int argc,
     char *details = sqlite3_mprintf(
         "{\"session_id\":\"%s\",\"expires_at\":%lld,\"idle_timeout\":%lld}",
         session_id, (long long)(now + ttl), (long long)idle_timeout(conn));
+    audit_client client = {ip_address, user_agent};
     int arc = details ? audit_write(conn, "session.created", user_id, NULL, 1, NULL,
-                                    details)
+                                    details, &client)
                       : SQLITE_NOMEM;
     sqlite3_free(details);
     audited = arc == SQLITE_OK;
@@ -544,39 +565,63 @@ static void session_revoke_user_fn(sqlite3_context *ctx, int argc,
   if (!user_id) return;
   const char *reason;
   if (!reason_arg(ctx, argc, argv, 1, "revoke_user", &reason, fn)) return;
+  int64_t now = conn_now(conn);
 
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(conn->db, session_revoke_user_sql, -1, &st, NULL) !=
-      SQLITE_OK) {
-    db_error(ctx, conn, fn);
-    sqlite3_finalize(st);
-    return;
+  sqlite3_stmt *live = NULL, *st = NULL;
+  char (*ids)[37] = NULL;  /* the live sessions' ids, in id order */
+  sqlite3_int64 n_live = 0, n = 0;
+  int rc;
+  if (sqlite3_prepare_v2(conn->db, session_live_of_user_sql, -1, &live, NULL) != SQLITE_OK)
+    goto db_failed;
+  sqlite3_bind_text(live, 1, user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(live, 2, now);
+  while ((rc = sqlite3_step(live)) == SQLITE_ROW) {
+    const char *sid = (const char *)sqlite3_column_text(live, 0);
+    if (!sid || sqlite3_column_bytes(live, 0) != 36) continue;
+    void *grown = sqlite3_realloc64(ids, (sqlite3_uint64)(n_live + 1) * sizeof *ids);
+    if (!grown) {
+      sqlite3_result_error_nomem(ctx);
+      goto out;
+    }
+    ids = grown;
+    memcpy(ids[n_live++], sid, 37);
   }
+  if (rc != SQLITE_DONE) goto db_failed;
+
+  if (sqlite3_prepare_v2(conn->db, session_revoke_user_sql, -1, &st, NULL) != SQLITE_OK)
+    goto db_failed;
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, conn_now(conn));
+  sqlite3_bind_int64(st, 2, now);
   sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
   /*
-  ** RETURNING: every row is updated by the first step, then the ids are
-  ** read one by one, each getting its own audit row as it comes.
+  ** RETURNING: every row is updated by the first step. The audit rows are
+  ** written while the UPDATE is still running, before the step that ends
+  ** it (which commits, in autocommit mode): the revocations and their
+  ** record commit together. The sessions it updated are the ones read
+  ** above: the read and the UPDATE see one snapshot (the calling statement
+  ** holds it; a write by another connection in between makes the UPDATE
+  ** fail as busy rather than see more), and the count is checked.
   */
-  sqlite3_int64 n = 0;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const char *sid = (const char *)sqlite3_column_text(st, 0);
-    if (!sid) continue;
-    n++;
-    if (audit_revoked(ctx, conn, fn, sid, user_id, reason) != SQLITE_OK) {
-      sqlite3_finalize(st);
-      return;
-    }
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    for (sqlite3_int64 i = 0; i < n_live; i++)
+      if (audit_revoked(ctx, conn, fn, ids[i], user_id, reason) != SQLITE_OK) goto out;
+    do n++; while ((rc = sqlite3_step(st)) == SQLITE_ROW);
   }
-  if (rc != SQLITE_DONE) {
-    db_error(ctx, conn, fn);
-    sqlite3_finalize(st);
-    return;
+  if (rc != SQLITE_DONE) goto db_failed;
+  if (n != n_live) {
+    fn_error(ctx, "%s: revoked %lld sessions but read %lld live ones; "
+                  "the audit log may be missing rows", fn, (long long)n, (long long)n_live);
+    goto out;
   }
-  sqlite3_finalize(st);
   sqlite3_result_int64(ctx, n);
+  goto out;
+db_failed:
+  db_error(ctx, conn, fn);
+out:
+  sqlite3_finalize(live);
+  sqlite3_finalize(st);
+  sqlite3_free(ids);
 }
 
 /* ---- session_revoke_id(session_id [, reason]) ---- */
@@ -656,7 +701,7 @@ static void session_rotate_fn(sqlite3_context *ctx, int argc,
     if (sid && sqlite3_column_bytes(st, 0) == 36) memcpy(session_id, sid, 37);
     if (uid && sqlite3_column_bytes(st, 1) == 36) memcpy(user_id, uid, 37);
     char *details = sqlite3_mprintf("{\"session_id\":\"%s\"}", session_id);
-    int arc = details ? audit_write(conn, "session.rotated", user_id, NULL, 1, NULL, details)
+    int arc = details ? audit_write(conn, "session.rotated", user_id, NULL, 1, NULL, details, NULL)
                       : SQLITE_NOMEM;
     sqlite3_free(details);
     audited = arc == SQLITE_OK;

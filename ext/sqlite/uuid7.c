@@ -16,6 +16,7 @@
 ** uuid7() is INNOCUOUS (it reveals nothing and writes nothing) but not
 ** DETERMINISTIC. uuid7_timestamp() is pure: DETERMINISTIC and INNOCUOUS.
 */
+#include <sodium.h>
 #include <string.h>
 #include "oauthdb.h"
 #include "uuid7.h"
@@ -36,17 +37,11 @@ static void uuid7_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_text(ctx, id, UUID7_TEXT_LEN, SQLITE_TRANSIENT);
 }
 
-static int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 /*
 ** uuid7_timestamp(id): the unix milliseconds in a version 7 UUID's first 48
-** bits. NULL gives NULL; anything that is not UUIDv7 text is an error, so a
-** wrong column (a v4 id, an email) is noticed rather than read as a date.
+** bits (the core's uuid7_timestamp_ms). NULL gives NULL; anything that is
+** not UUIDv7 text in 8-4-4-4-12 form is an error, so a wrong column (a v4
+** id, an email) is noticed rather than read as a date.
 */
 static void uuid7_timestamp_fn(sqlite3_context *ctx, int argc,
                                sqlite3_value **argv) {
@@ -59,24 +54,22 @@ static void uuid7_timestamp_fn(sqlite3_context *ctx, int argc,
     sqlite3_result_error_nomem(ctx);
     return;
   }
-  int ok = type == SQLITE_TEXT && n == UUID7_TEXT_LEN;
-  for (int i = 0; ok && i < UUID7_TEXT_LEN; i++) {
-    if (i == 8 || i == 13 || i == 18 || i == 23)
-      ok = s[i] == '-';
-    else
-      ok = hex_value(s[i]) >= 0;
-  }
-  /* Version nibble 7 and variant bits 10 (8, 9, a or b). */
-  ok = ok && s[14] == '7' && (hex_value(s[19]) & 0xC) == 0x8;
-  if (!ok) {
-    fn_error(ctx, "uuid7_timestamp: not a version 7 UUID (expected "
-                  "xxxxxxxx-xxxx-7xxx-[89ab]xxx-xxxxxxxxxxxx)");
+  /*
+  ** Dashes where 8-4-4-4-12 has them, and 32 hex digits in all: with 36
+  ** characters, no other character can be a dash.
+  */
+  unsigned char b[UUID7_BYTES];
+  size_t len = 0;
+  const char *end = NULL;
+  int64_t ms = -1;
+  if (type == SQLITE_TEXT && n == UUID7_TEXT_LEN && s[8] == '-' &&
+      s[13] == '-' && s[18] == '-' && s[23] == '-' &&
+      sodium_hex2bin(b, sizeof b, s, (size_t)n, "-", &len, &end) == 0 &&
+      len == sizeof b && end == s + n)
+    ms = uuid7_timestamp_ms(b);
+  if (ms < 0) {
+    fn_error(ctx, UUID7_MSG_NOT_V7);
     return;
-  }
-  int64_t ms = 0;
-  for (int i = 0; i < 13; i++) {
-    if (i == 8) continue;
-    ms = ms << 4 | hex_value(s[i]);
   }
   sqlite3_result_int64(ctx, ms);
 }

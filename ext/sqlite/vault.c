@@ -645,7 +645,7 @@ static int vault_audit(vault_vtab *v, const char *event, const char *token_id,
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   if (rc == SQLITE_OK) {
-    rc = audit_write(v->conn, event, user_id, provider, 1, NULL, details);
+    rc = audit_write(v->conn, event, user_id, provider, 1, NULL, details, NULL);
     if (rc != SQLITE_OK)
       vtab_set_error(&v->base, "oauth_token_vault: cannot audit row %s: %s",
                      token_id, sqlite3_errmsg(v->db));
