@@ -48,20 +48,8 @@ FIXTURE_VERSION=2
 [ -x $pgbin/initdb ] || { echo "bench/export.sh: PostgreSQL 15 is missing (tools/deps.sh bench)" >&2; exit 2; }
 started=$SECONDS
 
-scratch=$(mktemp -d /tmp/oauthdb-bench-export.XXXXXX)
-chmod 755 "$scratch"
-as_pg() {
-  # from /: the postgres user may not be able to enter the checkout (a 0700 home)
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "cd / && $(printf '%q ' "$@")"; else "$@"; fi
-}
-cleanup() {
-  if [ -e "$scratch/pg/data/postmaster.pid" ]; then
-    as_pg $pgbin/pg_ctl -D "$scratch/pg/data" -m immediate stop >/dev/null 2>&1 || true
-  fi
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$top/bench/pg_throwaway.sh"
+pg_throwaway_scratch oauthdb-bench-export
 
 # A dev database of N tokens, built with the extension's own migrations.
 make_source() { # make_source FILE N
@@ -115,17 +103,12 @@ mkdir -p "$build/bench" "$scratch/pg"
 src=$(fixture "$rows")
 small=$(fixture $(( rows / 10 )))
 
-[ "$(id -u)" = 0 ] && chown postgres "$scratch/pg"
-as_pg $pgbin/initdb -D "$scratch/pg/data" -A trust -U postgres --no-sync >"$scratch/initdb.log" 2>&1
 # The same durability settings for every contender; enough WAL that no
 # checkpoint lands in one contender's run and not another's.
-as_pg $pgbin/pg_ctl -D "$scratch/pg/data" -w -l "$scratch/pg/log" -o "-k $scratch/pg \
-  -c listen_addresses= -c fsync=off -c full_page_writes=off -c synchronous_commit=off \
-  -c max_wal_size=8GB -c shared_buffers=512MB -c checkpoint_timeout=30min" start >/dev/null
-export PGHOST=$scratch/pg PGUSER=postgres PGDATABASE=postgres
+pg_throwaway_start -c full_page_writes=off -c synchronous_commit=off \
+  -c max_wal_size=8GB -c shared_buffers=512MB -c checkpoint_timeout=30min
 unset PGPASSWORD OAUTHDB_KEYRING
 
-psql() { $pgbin/psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 createdb() { $pgbin/createdb "$@"; }
 dropdb() { $pgbin/dropdb "$@"; }
 checkpoint() { psql -d postgres -c CHECKPOINT; }

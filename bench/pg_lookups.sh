@@ -35,33 +35,12 @@ if [ ! -e "$build/postgres/oauthdb.so" ] || [ ! -x $pgbin/initdb ]; then
   exit 0
 fi
 
-scratch=$(mktemp -d /tmp/oauthdb-bench-pg.XXXXXX)
-chmod 755 "$scratch"
-pgbin=$("$top/tools/pg_tree.sh" "$scratch/pgtree" "$build")
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$(printf '%q ' "$@")"; else "$@"; fi
-}
-cleanup() {
-  if [ -e "$scratch/pg/data/postmaster.pid" ]; then
-    as_pg $pgbin/pg_ctl -D "$scratch/pg/data" -m immediate stop >/dev/null 2>&1 || true
-  fi
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mkdir -p "$scratch/pg"
-[ "$(id -u)" = 0 ] && chown postgres "$scratch/pg"
-"$build/oauthdb" keygen "$scratch/pg/keyring" >/dev/null
-[ "$(id -u)" = 0 ] && chown postgres "$scratch/pg/keyring"
-as_pg $pgbin/initdb -D "$scratch/pg/data" -A trust -U postgres --no-sync >"$scratch/initdb.log" 2>&1
-as_pg $pgbin/pg_ctl -D "$scratch/pg/data" -w -l "$scratch/pg/log" -o "-k $scratch/pg \
-  -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+. "$top/bench/pg_throwaway.sh"
+pg_throwaway_scratch oauthdb-bench-pg
+pg_throwaway_tree "$build"
+pg_throwaway_start -c synchronous_commit=off -c full_page_writes=off \
   -c max_parallel_workers_per_gather=0 -c shared_buffers=256MB -c max_wal_size=4GB \
-  -c wal_level=minimal -c max_wal_senders=0 \
-  -c oauthdb.keyring=$scratch/pg/keyring" start >/dev/null
-export PGHOST=$scratch/pg PGUSER=postgres PGDATABASE=postgres
-psql() { $pgbin/psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+  -c wal_level=minimal -c max_wal_senders=0
 
 for f in "$top"/sql/postgres/[0-9]*.up.sql; do psql -1 -f "$f"; done
 psql -c "CREATE EXTENSION oauthdb"
