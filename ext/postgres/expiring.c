@@ -49,8 +49,6 @@ PG_FUNCTION_INFO_V1(tokens_expiring_pg);
 
 static SPIPlanPtr expiring_plan;
 
-#define UNIX_TO_PG_EPOCH ((int64)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
-
 /*
 ** now + within as a timestamptz; a bound past either end of timestamptz's
 ** range saturates to infinity, as SQLite's saturates rather than overflows.

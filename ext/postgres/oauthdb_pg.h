@@ -49,6 +49,9 @@ void vault_define_settings(void);
 */
 int64 oauthdb_now(void);
 
+/* Seconds from the Unix epoch (1970) to PostgreSQL's (2000). */
+#define UNIX_TO_PG_EPOCH ((int64)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
+
 /* Unix seconds as a timestamptz Datum (in range: callers check). */
 Datum oauthdb_unix_timestamptz(int64 secs);
 

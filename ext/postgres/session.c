@@ -15,7 +15,7 @@
 ** extension where the migrations created them): every statement names that
 ** schema, so a caller's search_path cannot redirect one to a table of its
 ** own. The statements are prepared once per backend through SPI and kept
-** (SPI_keepplan); the plan cache replans them after DDL.
+** (spi_plan.c, as refresh.c's are); the plan cache replans them after DDL.
 **
 ** The clock is the statement's start time in whole seconds (the SQLite
 ** side's clock has seconds too, and session_touch writes at most once a
@@ -39,7 +39,6 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -164,26 +163,12 @@ static const plan_def plan_defs[PLAN_COUNT] = {
 
 static SPIPlanPtr plans[PLAN_COUNT];
 
-/* The kept plan ID, prepared on first use with FCINFO's function's schema. */
-static SPIPlanPtr plan(FunctionCallInfo fcinfo, plan_id id) {
-  if (!plans[id]) {
-    Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
-    char *schema = get_namespace_name(nsp);
-    if (!schema) oauthdb_error(ERRCODE_UNDEFINED_SCHEMA, "oauthdb: the extension's schema is gone");
-    char *sql = psprintf(plan_defs[id].sql, quote_identifier(schema));
-    SPIPlanPtr p = SPI_prepare(sql, plan_defs[id].nargs, (Oid *)plan_defs[id].types);
-    if (!p) elog(ERROR, "oauthdb: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-    if (SPI_keepplan(p) != 0) elog(ERROR, "oauthdb: SPI_keepplan failed");
-    plans[id] = p;
-  }
-  return plans[id];
-}
-
+/* Run plan ID (prepared on first use: spi_plan.c); rows processed. */
 static int run(FunctionCallInfo fcinfo, plan_id id, Datum *values,
                const char *nulls, bool read_only) {
-  int rc = SPI_execute_plan(plan(fcinfo, id), values, nulls, read_only, 0);
-  if (rc < 0) elog(ERROR, "oauthdb: SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-  return (int)SPI_processed;
+  SPIPlanPtr p = oauthdb_plan(fcinfo, &plans[id], plan_defs[id].sql,
+                              plan_defs[id].nargs, plan_defs[id].types, 0);
+  return (int)oauthdb_run(p, values, nulls, read_only);
 }
 
 /* Column COL of result row ROW copied into OUT (a uuid's 36 characters). */
@@ -195,7 +180,6 @@ static void copy_id(uint64 row, int col, char out[37]) {
 
 /* ---- the clock and timeouts ---- */
 
-#define UNIX_TO_PG_EPOCH ((int64)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
 
 /* Now, in whole Unix seconds. */
 static int64 now_unix(void) {
